@@ -86,15 +86,25 @@ class TensorTable:
     x_cat: torch.Tensor
     cat_mask: torch.Tensor
     x_miss: torch.Tensor
+    features: torch.Tensor | None = None  # optional cached ``Layout.features`` [n, input_dim]
 
     def __len__(self) -> int:
         return self.x_cont.shape[0]
 
     def __getitem__(self, index: Any) -> TensorTable:
-        return TensorTable(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
+        return TensorTable(**{k: None if v is None else v[index] for k, v in self._items()})
 
     def to(self, device: torch.device | str) -> TensorTable:
-        return TensorTable(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+        return TensorTable(**{k: None if v is None else v.to(device) for k, v in self._items()})
+
+    def with_features(self, layout: Layout) -> TensorTable:
+        """This table with :meth:`Layout.features` computed once and cached."""
+        if self.features is not None:
+            return self
+        return TensorTable(**{**dict(self._items()), "features": layout.features(self)})
+
+    def _items(self):
+        return ((f.name, getattr(self, f.name)) for f in fields(self))
 
     @classmethod
     def empty(cls, layout: Layout, n: int, device: torch.device | str = "cpu") -> TensorTable:

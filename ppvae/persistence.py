@@ -1,0 +1,156 @@
+"""Saving and loading fitted models as plain directories, with no pickled code.
+
+A saved model is a directory::
+
+    ppvae.json           format name and version, constructor arguments, layout, metadata
+    spec.yaml            the same constructor arguments, human-readable (a valid spec file)
+    transformer.json     the fitted column transforms (numbers and strings only)
+    weights.pt           the module's ``state_dict``, read with ``torch.load(weights_only=True)``
+    history.csv          per-epoch losses;  steps.csv: per-step objective metrics
+
+The directory is written under a temporary name and renamed into place, so a crash never
+leaves a half-written model, and an existing model is replaced only with ``force=True``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import torch
+
+from ppvae.data import TableTransformer
+from ppvae.data.layout import Layout
+from ppvae.objectives import objectives
+from ppvae.spec import _plain, dump_spec
+
+if TYPE_CHECKING:
+    from ppvae.vae import TabularVAE
+
+FORMAT = "ppvae-model"
+FORMAT_VERSION = 1
+FILES = ("ppvae.json", "transformer.json", "weights.pt")
+
+
+class ModelFormatError(ValueError):
+    """A directory is not a ppvae model, is corrupted, or was written by a newer ppvae."""
+
+
+def replace_path(tmp: Path, target: Path, force: bool) -> None:
+    """Move ``tmp`` (a file or directory) to ``target``; replace an existing target only if
+    ``force``, keeping the old one until the new one is in place."""
+    if target.exists() or target.is_symlink():
+        if not force:
+            raise FileExistsError(f"{target} already exists; pass force=True (CLI: --force) to overwrite it")
+        backup = target.with_name(f".{target.name}.old-{os.getpid()}")
+        os.replace(target, backup)
+        try:
+            os.replace(tmp, target)
+        except BaseException:
+            os.replace(backup, target)
+            raise
+        if backup.is_dir():
+            shutil.rmtree(backup)
+        else:
+            backup.unlink()
+    else:
+        os.replace(tmp, target)
+
+
+def save(vae: TabularVAE, path: str | os.PathLike, force: bool = False) -> Path:
+    """Write a fitted ``vae`` to directory ``path``; returns the path."""
+    from ppvae import __version__
+
+    vae._check_fitted()
+    target = Path(path)
+    if target.exists() and not force:
+        raise FileExistsError(f"{target} already exists; pass force=True (CLI: --force) to overwrite it")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    params = _plain(vae.get_params())
+    params["prior"] = _plain(vae.model_.prior.config())
+    params["objective"] = _plain(vae.objective_.config())
+    meta: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "ppvae_version": __version__,
+        "params": params,
+        "layout": vae.layout_.to_dict(),
+        "objective_state": vae.objective_.state_dict(),
+        "best_epoch": int(vae.best_epoch_),
+        "n_rows": int(vae.n_rows_),
+    }
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        (tmp / "ppvae.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        (tmp / "spec.yaml").write_text(dump_spec(params), encoding="utf-8")
+        (tmp / "transformer.json").write_text(json.dumps(vae.transformer_.to_dict()), encoding="utf-8")
+        torch.save({k: v.detach().cpu() for k, v in vae.model_.state_dict().items()}, tmp / "weights.pt")
+        vae.history_.to_csv(tmp / "history.csv", index=False)
+        vae.step_history_.to_csv(tmp / "steps.csv", index=False)
+        replace_path(tmp, target, force)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelFormatError(f"{path} is corrupted (not valid JSON: {exc})") from None
+
+
+def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> TabularVAE:
+    """Read a model written by :meth:`TabularVAE.save`."""
+    from ppvae.vae import TabularVAE
+
+    root = Path(path)
+    if not root.is_dir():
+        raise ModelFormatError(f"{root} is not a directory saved by ppvae (TabularVAE.save / ppvae fit)")
+    missing = [f for f in FILES if not (root / f).is_file()]
+    if missing:
+        raise ModelFormatError(f"{root} is not a ppvae model directory: missing {', '.join(missing)}")
+    meta = _read_json(root / "ppvae.json")
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ModelFormatError(f"{root}/ppvae.json does not describe a ppvae model")
+    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
+        raise ModelFormatError(
+            f"{root} was written in model format {meta['format_version']} by ppvae "
+            f"{meta.get('ppvae_version')}; this ppvae reads format {FORMAT_VERSION}: upgrade ppvae"
+        )
+    try:
+        params = dict(meta["params"])
+        params["device"] = str(device)
+        vae = TabularVAE(**params)
+        vae.transformer_ = TableTransformer.from_dict(_read_json(root / "transformer.json"))
+        vae.layout_ = Layout.from_dict(meta["layout"])
+        module = vae._build_module(vae.layout_)
+        state = torch.load(root / "weights.pt", map_location="cpu", weights_only=True)
+        module.load_state_dict(state)
+        vae.objective_ = objectives.build(params["objective"])
+        vae.objective_.load_state_dict(meta.get("objective_state", {}))
+    except ModelFormatError:
+        raise
+    except Exception as exc:  # any inconsistency between the files is a corrupted model
+        raise ModelFormatError(f"{root} could not be loaded as a ppvae model: {type(exc).__name__}: {exc}") from exc
+    vae.model_ = module.to(vae.device_).eval()
+    vae.history_ = _read_csv(root / "history.csv")
+    vae.step_history_ = _read_csv(root / "steps.csv")
+    vae.best_epoch_ = int(meta.get("best_epoch", 0))
+    vae.n_rows_ = int(meta.get("n_rows", 0))
+    vae.columns_ = list(vae.layout_.columns)
+    vae._train_data = None
+    return vae
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path)
+    except (FileNotFoundError, pd.errors.EmptyDataError):
+        return pd.DataFrame()

@@ -1,0 +1,92 @@
+"""Declarative model specs: YAML files (or dicts) holding ``TabularVAE`` constructor arguments.
+
+A spec is resolved in this order: a dict is used as is; a path to an existing file is read;
+otherwise the name (with or without ``.yaml``) is looked up among the specs shipped with the
+package (the repository's ``models/`` folder, installed as ``ppvae/specs``), so
+``TabularVAE.from_spec("vamp")`` works from any directory.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ppvae.registry import SpecError
+
+SPECS_DIR = Path(__file__).resolve().parent / "specs"
+
+
+def shipped_specs() -> list[str]:
+    """Names of the specs shipped with ppvae (``default``, ``vamp``, ...)."""
+    return sorted(p.stem for p in SPECS_DIR.glob("*.yaml"))
+
+
+def resolve_spec_path(spec: str | os.PathLike) -> Path:
+    """The file a spec path or shipped-spec name refers to."""
+    path = Path(spec)
+    if path.is_file():
+        return path
+    name = path.name[:-5] if path.name.endswith((".yaml", ".yml")) else path.name
+    shipped = SPECS_DIR / f"{name}.yaml"
+    if shipped.is_file():
+        return shipped
+    raise SpecError(
+        f"no spec file {str(spec)!r} and no shipped spec named {name!r}; shipped specs are: "
+        f"{', '.join(shipped_specs())}"
+    )
+
+
+def load_spec(spec: str | os.PathLike | Mapping[str, Any]) -> dict[str, Any]:
+    """A validated dict of ``TabularVAE`` arguments from a spec file, name or dict."""
+    if isinstance(spec, Mapping):
+        data, source = dict(spec), "spec dict"
+    else:
+        path = resolve_spec_path(spec)
+        source = str(path)
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise SpecError(f"spec {source} is not valid YAML: {exc}") from None
+        if data is None:
+            data = {}
+        if not isinstance(data, Mapping):
+            raise SpecError(f"spec {source} must be a mapping of TabularVAE arguments, got {type(data).__name__}")
+        data = dict(data)
+    check_spec_keys(data, source)
+    if "hidden" in data and isinstance(data["hidden"], list):
+        data["hidden"] = tuple(data["hidden"])
+    return data
+
+
+def check_spec_keys(data: Mapping[str, Any], source: str = "spec") -> None:
+    from ppvae.vae import TabularVAE
+
+    allowed = list(inspect.signature(TabularVAE).parameters)
+    for key in data:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise SpecError(
+                f"{source}: unknown option {key!r}{hint} Options are: {', '.join(allowed)}"
+            )
+
+
+def dump_spec(params: Mapping[str, Any]) -> str:
+    """YAML text of a spec (tuples become lists)."""
+    return yaml.safe_dump(_plain(dict(params)), sort_keys=False)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "config") and callable(value.config):  # a Prior / Objective instance
+        return _plain(value.config())
+    return value

@@ -1,0 +1,152 @@
+"""Stochastic variational inference over minibatches of rows, with early stopping.
+
+Each step draws a minibatch, asks the objective for ``loss_and_grads`` on the
+model/guide pair (a Pyro ELBO-style call) and takes one Adam step over every parameter the
+pair registers with Pyro (found once by tracing the first step with
+``poutine.trace(param_only=True)``, exactly as :class:`pyro.infer.SVI` does, but with one
+optimizer for all parameters instead of one per parameter). After each epoch the plain
+ELBO on the held-out rows gives an honest validation loss; training stops when it has not
+improved for ``patience`` epochs and the best parameters are restored.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+import pyro
+import torch
+from pyro import poutine
+from tqdm.auto import tqdm
+
+from ppvae.data.layout import TensorTable
+from ppvae.objectives import ELBO, Objective
+
+
+class TrainingError(RuntimeError):
+    """Training diverged (a non-finite loss) or cannot start."""
+
+
+@dataclass
+class TrainResult:
+    history: pd.DataFrame  # one row per epoch: epoch, train_loss, val_loss (per row)
+    steps: pd.DataFrame  # one row per step: step, epoch, loss (per row), objective metrics
+    best_epoch: int
+    stopped_early: bool
+
+
+def _trainable_params(
+    objective: Objective, module: torch.nn.Module, batch: TensorTable
+) -> list[torch.Tensor]:
+    """Every parameter the model/guide pair registers with Pyro, as optimisable leaves.
+
+    A ``pyro.module`` name left in the global param store by another model (two fits in one
+    session) would shadow this module's parameters; such stale entries are dropped first.
+    """
+    own = {id(p) for p in module.parameters()}
+    store = pyro.get_param_store()
+    for _ in range(2):
+        with poutine.trace(param_only=True) as capture:
+            objective.differentiable_loss(module.model, module.guide, batch)
+        sites = capture.trace.nodes
+        stale = [k for k, s in sites.items() if "$$$" in k and id(s["value"].unconstrained()) not in own]
+        if not stale:
+            break
+        for name in stale:
+            del store[name]
+    params = {id(s["value"].unconstrained()): s["value"].unconstrained() for s in sites.values()}
+    if not params:
+        raise TrainingError(
+            "the model/guide pair registers no parameters with Pyro; use pyro.module(...) or "
+            "pyro.param(...) for everything that should be learned"
+        )
+    return list(params.values())
+
+
+@torch.no_grad()
+def validation_loss(module: torch.nn.Module, data: TensorTable, chunk: int = 8192) -> float:
+    """Mean negative ELBO per row of ``data`` (plain ELBO, whatever the training objective)."""
+    elbo, total = ELBO(), 0.0
+    for start in range(0, len(data), chunk):
+        total += elbo.loss(module.model, module.guide, data[start : start + chunk])
+    return total / max(len(data), 1)
+
+
+def train(
+    module: torch.nn.Module,
+    objective: Objective,
+    train_data: TensorTable,
+    val_data: TensorTable | None,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    patience: int | None,
+    generator: torch.Generator,
+    verbose: bool = True,
+    on_start: Callable[[], None] | None = None,
+) -> TrainResult:
+    """Fit ``module`` (with ``.model``/``.guide``) by SVI; see the module docstring."""
+    n = len(train_data)
+    batch_size = max(1, min(int(batch_size), n))
+    steps_per_epoch = math.ceil(n / batch_size)
+    total_steps = epochs * steps_per_epoch
+    model, guide = module.model, module.guide
+    module.train()
+    if on_start is not None:
+        on_start()
+    objective.set_progress(0, total_steps)
+    params = _trainable_params(objective, module, train_data[: min(n, batch_size)])
+    optimizer = torch.optim.Adam(params, lr=lr)
+    optimizer.zero_grad(set_to_none=True)
+
+    epochs_rows, step_rows = [], []
+    best, best_state, best_epoch, bad_epochs, step = math.inf, None, 0, 0, 0
+    bar = tqdm(range(epochs), desc="fit", unit="epoch", disable=not verbose, leave=False)
+    with pyro.validation_enabled(False):
+        for epoch in bar:
+            order = torch.randperm(n, generator=generator).to(train_data.x_cont.device)
+            epoch_loss = 0.0
+            for start in range(0, n, batch_size):
+                batch = train_data[order[start : start + batch_size]]
+                objective.set_progress(step, total_steps)
+                loss = objective.loss_and_grads(model, guide, batch) / len(batch)
+                if not math.isfinite(loss):
+                    raise TrainingError(
+                        f"the loss became {loss} at epoch {epoch}, step {step}; lower the learning "
+                        f"rate (lr={lr}) or check the data for extreme values"
+                    )
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                epoch_loss += loss * len(batch)
+                step_rows.append({"step": step, "epoch": epoch, "loss": loss, **objective.metrics})
+                step += 1
+            train_loss = epoch_loss / n
+            row = {"epoch": epoch, "train_loss": train_loss}
+            if val_data is not None and len(val_data):
+                module.eval()
+                row["val_loss"] = validation_loss(module, val_data)
+                module.train()
+            epochs_rows.append(row)
+            monitored = row.get("val_loss", train_loss)
+            bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k != "epoch"})
+            if monitored < best - 1e-4 * abs(best if math.isfinite(best) else 1.0):
+                best, best_epoch, bad_epochs = monitored, epoch, 0
+                best_state = copy.deepcopy(module.state_dict())
+            else:
+                bad_epochs += 1
+                if patience is not None and bad_epochs >= patience:
+                    break
+    bar.close()
+    if best_state is not None:
+        module.load_state_dict(best_state)
+    module.eval()
+    return TrainResult(
+        history=pd.DataFrame(epochs_rows),
+        steps=pd.DataFrame(step_rows),
+        best_epoch=best_epoch,
+        stopped_early=len(epochs_rows) < epochs,
+    )
