@@ -1,3 +1,23 @@
 """ppvae: probabilistic-programming variational auto-encoders for tabular data, on Pyro."""
 
 __version__ = "0.1.0"
+
+from ppvae import datasets, objectives, priors  # noqa: E402
+from ppvae.data import DataError, TableTransformer  # noqa: E402
+from ppvae.likelihoods import likelihoods  # noqa: E402
+from ppvae.model import TabularModel, models  # noqa: E402
+from ppvae.persistence import load  # noqa: E402
+from ppvae.vae import TabularVAE  # noqa: E402
+
+__all__ = [
+    "DataError",
+    "TableTransformer",
+    "TabularModel",
+    "TabularVAE",
+    "datasets",
+    "likelihoods",
+    "load",
+    "models",
+    "objectives",
+    "priors",
+]
