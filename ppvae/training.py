@@ -48,8 +48,11 @@ def _trainable_params(
     """
     own = {id(p) for p in module.parameters()}
     store = pyro.get_param_store()
+    device = batch.x_cont.device
+    cuda = [device.index or 0] if device.type == "cuda" else []
     for _ in range(2):
-        with poutine.trace(param_only=True) as capture:
+        # a side trace: it must not consume the random stream that training will use
+        with torch.random.fork_rng(devices=cuda), poutine.trace(param_only=True) as capture:
             objective.differentiable_loss(module.model, module.guide, batch)
         sites = capture.trace.nodes
         stale = [k for k, s in sites.items() if "$$$" in k and id(s["value"].unconstrained()) not in own]
