@@ -50,14 +50,18 @@ class ConditionalVAE(nn.Module):
     ):
         super().__init__()
         if label not in layout.cat_names:
-            raise ValueError(f"label {label!r} must be a categorical column; categorical columns: {list(layout.cat_names)}")
+            raise ValueError(
+                f"label {label!r} must be a categorical column; categorical columns: {list(layout.cat_names)}"
+            )
         self.layout, self.latent_dim, self.label = layout, int(latent_dim), label
         self.slot = layout.cat_names.index(label)
         self.n_classes = layout.cat_cardinalities[self.slot]
         self.offset = sum(layout.cat_cardinalities[: self.slot])
         self.family = likelihoods.build(likelihood)
         self.encoder = Encoder(layout.input_dim, tuple(hidden), self.latent_dim)
-        self.decoder = Decoder(self.latent_dim + self.n_classes, tuple(hidden), layout, self.family.num_params)
+        self.decoder = Decoder(
+            self.latent_dim + self.n_classes, tuple(hidden), layout, self.family.num_params
+        )
         self.class_logits = nn.Parameter(torch.zeros(self.n_classes))
         self.prior = ppvae.priors.priors.build(prior, latent_dim=self.latent_dim)
         self.prior.bind(self)
@@ -68,26 +72,37 @@ class ConditionalVAE(nn.Module):
         n = len(data) if data is not None else int(num_rows)
         with pyro.plate("rows", n):
             y = pyro.sample(
-                "y", dist.Categorical(logits=self.class_logits), obs=None if data is None else data.x_cat[:, self.slot]
+                "y",
+                dist.Categorical(logits=self.class_logits),
+                obs=None if data is None else data.x_cat[:, self.slot],
             )
             z = pyro.sample("z", self.prior())
             onehot = nn.functional.one_hot(y, self.n_classes).to(z.dtype)
             cont, logits, miss = self.decoder(torch.cat([z, onehot], -1))
             pinned = torch.where(onehot > 0, 0.0, -1e4)  # x_cat's label slot repeats y exactly
-            logits = torch.cat([logits[:, : self.offset], pinned, logits[:, self.offset + self.n_classes :]], -1)
+            logits = torch.cat(
+                [logits[:, : self.offset], pinned, logits[:, self.offset + self.n_classes :]], -1
+            )
             if self.layout.n_cont:
                 fn = self.family(cont)
                 fn = fn.mask(data.cont_mask) if data is not None else fn
                 pyro.sample("x_cont", fn.to_event(1), obs=None if data is None else data.x_cont)
             pyro.sample(
-                "x_cat", CategoricalColumns(logits, self.groups, None if data is None else data.cat_mask),
+                "x_cat",
+                CategoricalColumns(logits, self.groups, None if data is None else data.cat_mask),
                 obs=None if data is None else data.x_cat,
             )
             if self.layout.n_miss:
-                pyro.sample("x_miss", dist.Bernoulli(logits=miss).to_event(1), obs=None if data is None else data.x_miss)
+                pyro.sample(
+                    "x_miss",
+                    dist.Bernoulli(logits=miss).to_event(1),
+                    obs=None if data is None else data.x_miss,
+                )
         return z
 
-    def guide(self, data: TensorTable | None = None, num_rows: int | None = None) -> torch.Tensor | None:
+    def guide(
+        self, data: TensorTable | None = None, num_rows: int | None = None
+    ) -> torch.Tensor | None:
         pyro.module("cvae", self)
         if data is None:
             return None

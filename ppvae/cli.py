@@ -21,7 +21,15 @@ from ppvae.persistence import ModelFormatError, replace_path
 from ppvae.registry import SpecError
 from ppvae.training import TrainingError
 
-USER_ERRORS = (DataError, SpecError, ModelFormatError, FileExistsError, FileNotFoundError, TrainingError, ValueError)
+USER_ERRORS = (
+    DataError,
+    SpecError,
+    ModelFormatError,
+    FileExistsError,
+    FileNotFoundError,
+    TrainingError,
+    ValueError,
+)
 
 
 class CLIError(Exception):
@@ -40,7 +48,13 @@ def read_csv(path: str, missing_values: Sequence[str] = ()) -> pd.DataFrame:
         raise CLIError(f"{path} is not a CSV file (it contains binary data)")
     try:
         df = pd.read_csv(p, na_values=list(missing_values) or None, keep_default_na=True)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, EOFError) as exc:
+    except (
+        pd.errors.ParserError,
+        pd.errors.EmptyDataError,
+        UnicodeDecodeError,
+        OSError,
+        EOFError,
+    ) as exc:
         raise CLIError(f"{path} could not be read as a CSV file: {exc}") from None
     if df.shape[1] == 0 or len(df) == 0:
         raise CLIError(f"{path} holds no data rows")
@@ -139,7 +153,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if out.exists() and not args.force:
         raise CLIError(f"{out} already exists; pass --force to overwrite it")
     df = datasets.load("adult")
-    path = run_demo(df, out, epochs=args.epochs, seed=args.seed, verbose=not args.quiet, force=args.force)
+    path = run_demo(
+        df, out, epochs=args.epochs, seed=args.seed, verbose=not args.quiet, force=args.force
+    )
     print(f"demo finished: read {path}", file=sys.stderr)
     return 0
 
@@ -165,19 +181,32 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    p = sub.add_parser("fit", help="fit a model to a CSV file and save it", description="Fit a TabularVAE to a CSV file and save it to a directory.")
+    p = sub.add_parser(
+        "fit",
+        help="fit a model to a CSV file and save it",
+        description="Fit a TabularVAE to a CSV file and save it to a directory.",
+    )
     p.add_argument("data", help="input CSV file")
     p.add_argument("-o", "--output", required=True, help="directory to save the model to")
     p.add_argument("--spec", help="YAML spec file or shipped spec name (see `ppvae specs`)")
     p.add_argument("--epochs", type=int, help="override the spec's number of epochs")
     p.add_argument("--seed", type=int, help="random seed")
     p.add_argument("--device", help="cpu or cuda")
-    p.add_argument("--missing-values", nargs="+", metavar="MARKER", help="extra missing-value markers, e.g. '?'")
+    p.add_argument(
+        "--missing-values",
+        nargs="+",
+        metavar="MARKER",
+        help="extra missing-value markers, e.g. '?'",
+    )
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_fit)
 
-    p = sub.add_parser("sample", help="draw synthetic rows from a saved model", description="Draw synthetic rows from a saved model into a CSV file.")
+    p = sub.add_parser(
+        "sample",
+        help="draw synthetic rows from a saved model",
+        description="Draw synthetic rows from a saved model into a CSV file.",
+    )
     p.add_argument("model", help="model directory written by `ppvae fit`")
     p.add_argument("-n", type=int, required=True, help="number of rows")
     p.add_argument("-o", "--output", required=True, help="output CSV file ('-' for stdout)")
@@ -185,16 +214,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.set_defaults(func=cmd_sample)
 
-    p = sub.add_parser("diagnose", help="write a diagnostics report for a saved model", description="Collapse, holes and posterior predictive checks of a saved model, as a Markdown report with PNG figures and JSON.")
+    p = sub.add_parser(
+        "diagnose",
+        help="write a diagnostics report for a saved model",
+        description="Collapse, holes and posterior predictive checks of a saved model, as a Markdown report with PNG figures and JSON.",
+    )
     p.add_argument("model", help="model directory written by `ppvae fit`")
     p.add_argument("--data", help="CSV file the model should explain (e.g. its training data)")
     p.add_argument("-o", "--output", required=True, help="report directory")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.set_defaults(func=cmd_diagnose)
 
-    p = sub.add_parser("demo", help="fit, sample and diagnose on the bundled Adult table", description="Fit the default model on the bundled UCI Adult table, sample from it, and write a short report.")
-    p.add_argument("-o", "--output", default="ppvae-demo", help="output directory (default: ppvae-demo)")
-    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the default spec's, with early stopping)")
+    p = sub.add_parser(
+        "demo",
+        help="fit, sample and diagnose on the bundled Adult table",
+        description="Fit the default model on the bundled UCI Adult table, sample from it, and write a short report.",
+    )
+    p.add_argument(
+        "-o", "--output", default="ppvae-demo", help="output directory (default: ppvae-demo)"
+    )
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="training epochs (default: the default spec's, with early stopping)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

@@ -92,7 +92,9 @@ class CategoricalGroups:
             width = max(self.cardinalities[j] for j in members)
             index = torch.full((len(members), width), self.total, dtype=torch.long)
             for row, j in enumerate(members):
-                index[row, : self.cardinalities[j]] = torch.arange(offsets[j], offsets[j] + self.cardinalities[j])
+                index[row, : self.cardinalities[j]] = torch.arange(
+                    offsets[j], offsets[j] + self.cardinalities[j]
+                )
             self.groups.append((torch.tensor(members, dtype=torch.long), index))
 
     def to(self, device: torch.device | str) -> CategoricalGroups:
@@ -132,9 +134,15 @@ class CategoricalColumns(TorchDistribution):
     def slot_log_prob(self, value: torch.Tensor) -> torch.Tensor:
         """Per-slot log-probabilities ``[*batch, n_cat]`` (zero where masked)."""
         value = value.long()
-        out = self.logits.new_zeros(*torch.broadcast_shapes(value.shape, (*self.batch_shape, len(self.groups.cardinalities))))
+        out = self.logits.new_zeros(
+            *torch.broadcast_shapes(
+                value.shape, (*self.batch_shape, len(self.groups.cardinalities))
+            )
+        )
         for (members, _), logp in zip(self.groups.groups, self._group_logits):
-            picked = logp.expand(*out.shape[:-1], *logp.shape[-2:]).gather(-1, value[..., members].unsqueeze(-1))
+            picked = logp.expand(*out.shape[:-1], *logp.shape[-2:]).gather(
+                -1, value[..., members].unsqueeze(-1)
+            )
             out = out.index_copy(-1, members, picked.squeeze(-1))
         if self.mask is not None:
             out = out * self.mask
@@ -143,9 +151,11 @@ class CategoricalColumns(TorchDistribution):
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         return self.slot_log_prob(value).sum(-1)
 
-    def sample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
+    def sample(self, sample_shape: torch.Size | tuple = ()) -> torch.Tensor:
         shape = torch.Size(sample_shape) + self.batch_shape
-        out = torch.zeros(*shape, len(self.groups.cardinalities), dtype=torch.long, device=self.logits.device)
+        out = torch.zeros(
+            *shape, len(self.groups.cardinalities), dtype=torch.long, device=self.logits.device
+        )
         with torch.no_grad():
             for (members, _), logp in zip(self.groups.groups, self._group_logits):
                 draws = torch.distributions.Categorical(logits=logp).sample(sample_shape)

@@ -61,7 +61,9 @@ class TabularModel(nn.Module):
         self._groups = self._groups.to(device)
         return out
 
-    def observation_dists(self, z: torch.Tensor, data: TensorTable | None) -> dict[str, dist.Distribution]:
+    def observation_dists(
+        self, z: torch.Tensor, data: TensorTable | None
+    ) -> dict[str, dist.Distribution]:
         """The observed sites' distributions given ``z`` ``[B, d]``, keyed by site name."""
         cont, logits, miss = self.decoder(z)
         out: dict[str, dist.Distribution] = {}
@@ -71,7 +73,9 @@ class TabularModel(nn.Module):
                 family = family.mask(data.cont_mask)
             out["x_cont"] = family.to_event(1)
         if self.layout.n_cat:
-            out["x_cat"] = CategoricalColumns(logits, self._groups, None if data is None else data.cat_mask)
+            out["x_cat"] = CategoricalColumns(
+                logits, self._groups, None if data is None else data.cat_mask
+            )
         if self.layout.n_miss:
             out["x_miss"] = dist.Bernoulli(logits=miss).to_event(1)
         return out
@@ -86,7 +90,9 @@ class TabularModel(nn.Module):
                 pyro.sample(name, fn, obs=None if data is None else getattr(data, name))
         return z
 
-    def guide(self, data: TensorTable | None = None, num_rows: int | None = None) -> torch.Tensor | None:
+    def guide(
+        self, data: TensorTable | None = None, num_rows: int | None = None
+    ) -> torch.Tensor | None:
         pyro.module("encoder", self.encoder)
         if data is None:  # generating: the model draws z from the prior
             return None

@@ -49,7 +49,9 @@ class Decoder(nn.Module):
     ``miss_logits`` ``[B, n_miss]``.
     """
 
-    def __init__(self, latent_dim: int, hidden: Sequence[int], layout: Layout, cont_params: int = 2):
+    def __init__(
+        self, latent_dim: int, hidden: Sequence[int], layout: Layout, cont_params: int = 2
+    ):
         super().__init__()
         self.n_cont, self.cont_params = layout.n_cont, cont_params
         self.n_logits, self.n_miss = sum(layout.cat_cardinalities), layout.n_miss

@@ -46,7 +46,9 @@ def replace_path(tmp: Path, target: Path, force: bool) -> None:
     ``force``, keeping the old one until the new one is in place."""
     if target.exists() or target.is_symlink():
         if not force:
-            raise FileExistsError(f"{target} already exists; pass force=True (CLI: --force) to overwrite it")
+            raise FileExistsError(
+                f"{target} already exists; pass force=True (CLI: --force) to overwrite it"
+            )
         backup = target.with_name(f".{target.name}.old-{os.getpid()}")
         os.replace(target, backup)
         try:
@@ -69,7 +71,9 @@ def save(vae: TabularVAE, path: str | os.PathLike, force: bool = False) -> Path:
     vae._check_fitted()
     target = Path(path)
     if target.exists() and not force:
-        raise FileExistsError(f"{target} already exists; pass force=True (CLI: --force) to overwrite it")
+        raise FileExistsError(
+            f"{target} already exists; pass force=True (CLI: --force) to overwrite it"
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     params = _plain(vae.get_params())
     params["prior"] = _plain(vae.model_.prior.config())
@@ -88,8 +92,12 @@ def save(vae: TabularVAE, path: str | os.PathLike, force: bool = False) -> Path:
     try:
         (tmp / "ppvae.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
         (tmp / "spec.yaml").write_text(dump_spec(params), encoding="utf-8")
-        (tmp / "transformer.json").write_text(json.dumps(vae.transformer_.to_dict()), encoding="utf-8")
-        torch.save({k: v.detach().cpu() for k, v in vae.model_.state_dict().items()}, tmp / "weights.pt")
+        (tmp / "transformer.json").write_text(
+            json.dumps(vae.transformer_.to_dict()), encoding="utf-8"
+        )
+        torch.save(
+            {k: v.detach().cpu() for k, v in vae.model_.state_dict().items()}, tmp / "weights.pt"
+        )
         vae.history_.to_csv(tmp / "history.csv", index=False)
         vae.step_history_.to_csv(tmp / "steps.csv", index=False)
         replace_path(tmp, target, force)
@@ -112,10 +120,14 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> Tabular
 
     root = Path(path)
     if not root.is_dir():
-        raise ModelFormatError(f"{root} is not a directory saved by ppvae (TabularVAE.save / ppvae fit)")
+        raise ModelFormatError(
+            f"{root} is not a directory saved by ppvae (TabularVAE.save / ppvae fit)"
+        )
     missing = [f for f in FILES if not (root / f).is_file()]
     if missing:
-        raise ModelFormatError(f"{root} is not a ppvae model directory: missing {', '.join(missing)}")
+        raise ModelFormatError(
+            f"{root} is not a ppvae model directory: missing {', '.join(missing)}"
+        )
     meta = _read_json(root / "ppvae.json")
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ModelFormatError(f"{root}/ppvae.json does not describe a ppvae model")
@@ -138,7 +150,9 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> Tabular
     except ModelFormatError:
         raise
     except Exception as exc:  # any inconsistency between the files is a corrupted model
-        raise ModelFormatError(f"{root} could not be loaded as a ppvae model: {type(exc).__name__}: {exc}") from exc
+        raise ModelFormatError(
+            f"{root} could not be loaded as a ppvae model: {type(exc).__name__}: {exc}"
+        ) from exc
     vae.model_ = module.to(vae.device_).eval()
     vae.history_ = _read_csv(root / "history.csv")
     vae.step_history_ = _read_csv(root / "steps.csv")

@@ -101,4 +101,6 @@ class Registry(Generic[T]):
         try:
             return factory(**kwargs)
         except TypeError as exc:  # wrong option types, missing required options
-            raise SpecError(f"could not build {self.kind} {name!r} from {dict(kwargs)}: {exc}") from exc
+            raise SpecError(
+                f"could not build {self.kind} {name!r} from {dict(kwargs)}: {exc}"
+            ) from exc

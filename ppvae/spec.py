@@ -56,7 +56,9 @@ def load_spec(spec: str | os.PathLike | Mapping[str, Any]) -> dict[str, Any]:
         if data is None:
             data = {}
         if not isinstance(data, Mapping):
-            raise SpecError(f"spec {source} must be a mapping of TabularVAE arguments, got {type(data).__name__}")
+            raise SpecError(
+                f"spec {source} must be a mapping of TabularVAE arguments, got {type(data).__name__}"
+            )
         data = dict(data)
     check_spec_keys(data, source)
     if "hidden" in data and isinstance(data["hidden"], list):

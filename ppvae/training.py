@@ -55,7 +55,9 @@ def _trainable_params(
         with torch.random.fork_rng(devices=cuda), poutine.trace(param_only=True) as capture:
             objective.differentiable_loss(module.model, module.guide, batch)
         sites = capture.trace.nodes
-        stale = [k for k, s in sites.items() if "$$$" in k and id(s["value"].unconstrained()) not in own]
+        stale = [
+            k for k, s in sites.items() if "$$$" in k and id(s["value"].unconstrained()) not in own
+        ]
         if not stale:
             break
         for name in stale:

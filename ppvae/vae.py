@@ -133,7 +133,9 @@ class TabularVAE:
     def device_(self) -> torch.device:
         device = torch.device(self.device)
         if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError("device='cuda' was asked for but CUDA is not available; use device='cpu'")
+            raise ValueError(
+                "device='cuda' was asked for but CUDA is not available; use device='cpu'"
+            )
         return device
 
     @contextmanager
@@ -208,7 +210,9 @@ class TabularVAE:
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "model_"):
-            raise NotFittedError("this TabularVAE is not fitted yet: call fit(df) or ppvae.load(path) first")
+            raise NotFittedError(
+                "this TabularVAE is not fitted yet: call fit(df) or ppvae.load(path) first"
+            )
 
     def _table(self, df: pd.DataFrame) -> TensorTable:
         self._check_fitted()
@@ -220,7 +224,9 @@ class TabularVAE:
 
     # -- generation --------------------------------------------------------------------
     @torch.no_grad()
-    def _generate(self, n: int, condition: Mapping[str, torch.Tensor] | None = None) -> pd.DataFrame:
+    def _generate(
+        self, n: int, condition: Mapping[str, torch.Tensor] | None = None
+    ) -> pd.DataFrame:
         module = self.model_.eval()
         model = poutine.condition(module.model, data=dict(condition)) if condition else module.model
         with pyro.validation_enabled(False):
@@ -253,7 +259,9 @@ class TabularVAE:
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
             raise ValueError(f"n must be a positive number of rows, got {n!r}")
         with self._rng(seed):
-            parts = [self._generate(min(SAMPLE_CHUNK, n - s)) for s in range(0, int(n), SAMPLE_CHUNK)]
+            parts = [
+                self._generate(min(SAMPLE_CHUNK, n - s)) for s in range(0, int(n), SAMPLE_CHUNK)
+            ]
         out = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
         return out
 
@@ -271,7 +279,9 @@ class TabularVAE:
             return self._generate(len(df), condition={"z": z})
 
     # -- evaluation --------------------------------------------------------------------
-    def log_likelihood(self, df: pd.DataFrame, num_particles: int = 100, seed: int | None = 0) -> np.ndarray:
+    def log_likelihood(
+        self, df: pd.DataFrame, num_particles: int = 100, seed: int | None = 0
+    ) -> np.ndarray:
         """Importance-weighted estimate of log p(x) per row ``[n]`` (Burda et al. 2016).
 
         With K particles z_k ~ q(z|x): ``log (1/K) sum_k p(x, z_k) / q(z_k | x)``, a lower
@@ -281,11 +291,15 @@ class TabularVAE:
 
         table = self._table(df)
         with self._rng(seed), pyro.validation_enabled(False):
-            ll = importance_log_likelihood(self.model_.model, self.model_.guide, table, num_particles=num_particles)
+            ll = importance_log_likelihood(
+                self.model_.model, self.model_.guide, table, num_particles=num_particles
+            )
         return ll.cpu().numpy()
 
     @torch.no_grad()
-    def column_log_likelihood(self, df: pd.DataFrame, num_samples: int = 10, seed: int | None = 0) -> pd.DataFrame:
+    def column_log_likelihood(
+        self, df: pd.DataFrame, num_samples: int = 10, seed: int | None = 0
+    ) -> pd.DataFrame:
         """E_q[log p(x_col | z)] per row and column, ``[n, columns]``, by ``num_samples`` draws."""
         table = self._table(df)
         module, layout = self.model_, self.layout_
@@ -293,12 +307,20 @@ class TabularVAE:
         with self._rng(seed), pyro.validation_enabled(False):
             for _ in range(int(num_samples)):
                 guide_trace = poutine.trace(module.guide).get_trace(table)
-                trace = poutine.trace(poutine.replay(module.model, trace=guide_trace)).get_trace(table)
+                trace = poutine.trace(poutine.replay(module.model, trace=guide_trace)).get_trace(
+                    table
+                )
                 parts = {}
-                for name, width in (("x_cont", layout.n_cont), ("x_cat", layout.n_cat), ("x_miss", layout.n_miss)):
+                for name, width in (
+                    ("x_cont", layout.n_cont),
+                    ("x_cat", layout.n_cat),
+                    ("x_miss", layout.n_miss),
+                ):
                     site = trace.nodes.get(name)
                     parts[name] = (
-                        slot_log_prob(site["fn"], site["value"]) if site else table.x_cont.new_zeros(len(table), width)
+                        slot_log_prob(site["fn"], site["value"])
+                        if site
+                        else table.x_cont.new_zeros(len(table), width)
                     )
                 cols = layout.column_totals(parts["x_cont"], parts["x_cat"], parts["x_miss"])
                 total = cols if total is None else total + cols
@@ -306,7 +328,12 @@ class TabularVAE:
         return pd.DataFrame(values, columns=list(layout.columns), index=df.index)
 
     # -- priors ------------------------------------------------------------------------
-    def refit_prior(self, prior: str | Mapping[str, Any] | Prior, data: pd.DataFrame | None = None, **options: Any) -> TabularVAE:
+    def refit_prior(
+        self,
+        prior: str | Mapping[str, Any] | Prior,
+        data: pd.DataFrame | None = None,
+        **options: Any,
+    ) -> TabularVAE:
         """Swap in a new prior without retraining; priors with ``fit(z)`` are fitted to the
         aggregate posterior q(z) = (1/N) sum_n q(z | x_n) of ``data`` (default: training rows).
 
@@ -346,7 +373,9 @@ class TabularVAE:
     def __repr__(self) -> str:
         defaults = TabularVAE().get_params() if type(self) is TabularVAE else {}
         changed = {
-            k: v for k, v in self.get_params().items() if k not in defaults or not _same(defaults[k], v)
+            k: v
+            for k, v in self.get_params().items()
+            if k not in defaults or not _same(defaults[k], v)
         }
         args = ", ".join(f"{k}={v!r}" for k, v in changed.items())
         return f"{type(self).__name__}({args})"
@@ -357,4 +386,3 @@ def _same(a: Any, b: Any) -> bool:
         return bool(a == b)
     except Exception:  # tensors, objects without equality
         return a is b
-

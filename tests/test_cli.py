@@ -17,13 +17,38 @@ def csv(tmp_path_factory, adult_small):
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory, csv):
     out = tmp_path_factory.mktemp("runs") / "m"
-    assert main(["fit", str(csv), "-o", str(out), "--epochs", "2", "--seed", "1", "--missing-values", "?", "-q"]) == 0
+    assert (
+        main(
+            [
+                "fit",
+                str(csv),
+                "-o",
+                str(out),
+                "--epochs",
+                "2",
+                "--seed",
+                "1",
+                "--missing-values",
+                "?",
+                "-q",
+            ]
+        )
+        == 0
+    )
     return out
 
 
 def test_help_for_every_command():
-    for argv in (["--help"], ["fit", "--help"], ["sample", "--help"], ["diagnose", "--help"], ["demo", "--help"]):
-        proc = subprocess.run([sys.executable, "-m", "ppvae", *argv], capture_output=True, text=True)
+    for argv in (
+        ["--help"],
+        ["fit", "--help"],
+        ["sample", "--help"],
+        ["diagnose", "--help"],
+        ["demo", "--help"],
+    ):
+        proc = subprocess.run(
+            [sys.executable, "-m", "ppvae", *argv], capture_output=True, text=True
+        )
         assert proc.returncode == 0 and "usage: ppvae" in proc.stdout
 
 
@@ -78,5 +103,10 @@ def test_specs_lists_shipped_specs(capsys):
 def test_unknown_spec_option(csv, tmp_path, capsys):
     spec = tmp_path / "bad.yaml"
     spec.write_text("latent_dim: 4\nprior: {name: nope}\n")
-    assert main(["fit", str(csv), "-o", str(tmp_path / "m"), "--spec", str(spec), "--epochs", "1", "-q"]) == 2
+    assert (
+        main(
+            ["fit", str(csv), "-o", str(tmp_path / "m"), "--spec", str(spec), "--epochs", "1", "-q"]
+        )
+        == 2
+    )
     assert "unknown prior 'nope'" in capsys.readouterr().err

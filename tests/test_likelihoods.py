@@ -12,7 +12,11 @@ def test_categorical_columns_match_independent_categoricals(cards):
     fn = CategoricalColumns(logits, CategoricalGroups(cards))
     expected, start = [], 0
     for j, k in enumerate(cards):
-        expected.append(torch.distributions.Categorical(logits=logits[:, start : start + k]).log_prob(value[:, j]))
+        expected.append(
+            torch.distributions.Categorical(logits=logits[:, start : start + k]).log_prob(
+                value[:, j]
+            )
+        )
         start += k
     expected = torch.stack(expected, -1)
     torch.testing.assert_close(fn.slot_log_prob(value), expected)
@@ -31,7 +35,9 @@ def test_categorical_sampling_frequencies_follow_probabilities():
     torch.manual_seed(1)
     probs = torch.tensor([0.7, 0.2, 0.1])
     logits = probs.log().expand(20000, 3)
-    fn = CategoricalColumns(torch.cat([logits, torch.zeros(20000, 2)], -1), CategoricalGroups((3, 2)))
+    fn = CategoricalColumns(
+        torch.cat([logits, torch.zeros(20000, 2)], -1), CategoricalGroups((3, 2))
+    )
     draws = fn.sample()
     assert draws.shape == (20000, 2)
     freq = torch.bincount(draws[:, 0], minlength=3).float() / 20000
@@ -40,9 +46,15 @@ def test_categorical_sampling_frequencies_follow_probabilities():
 
 
 def test_mask_drops_slots():
-    fn = CategoricalColumns(torch.zeros(2, 5), CategoricalGroups((2, 3)), mask=torch.tensor([[True, False], [False, False]]))
+    fn = CategoricalColumns(
+        torch.zeros(2, 5),
+        CategoricalGroups((2, 3)),
+        mask=torch.tensor([[True, False], [False, False]]),
+    )
     out = fn.slot_log_prob(torch.zeros(2, 2, dtype=torch.long))
-    torch.testing.assert_close(out, torch.tensor([[-torch.log(torch.tensor(2.0)).item(), 0.0], [0.0, 0.0]]))
+    torch.testing.assert_close(
+        out, torch.tensor([[-torch.log(torch.tensor(2.0)).item(), 0.0], [0.0, 0.0]])
+    )
 
 
 @pytest.mark.parametrize("name", likelihoods.names())
@@ -52,11 +64,16 @@ def test_continuous_families_give_finite_slot_log_probs(name):
     fn = family(raw).to_event(1)
     lp = slot_log_prob(fn, torch.randn(4, 3))
     assert lp.shape == (4, 3) and torch.isfinite(lp).all()
-    torch.testing.assert_close(fn.log_prob(torch.zeros(4, 3)), slot_log_prob(fn, torch.zeros(4, 3)).sum(-1))
+    torch.testing.assert_close(
+        fn.log_prob(torch.zeros(4, 3)), slot_log_prob(fn, torch.zeros(4, 3)).sum(-1)
+    )
 
 
 def test_normal_family_is_the_documented_normal():
     raw = torch.tensor([[[0.5, 0.0]]])
     fn = likelihoods.build("normal")(raw)
     scale = torch.nn.functional.softplus(torch.tensor(0.0)) + 1e-3
-    torch.testing.assert_close(fn.log_prob(torch.tensor([[1.5]])), torch.distributions.Normal(0.5, scale).log_prob(torch.tensor([[1.5]])))
+    torch.testing.assert_close(
+        fn.log_prob(torch.tensor([[1.5]])),
+        torch.distributions.Normal(0.5, scale).log_prob(torch.tensor([[1.5]])),
+    )

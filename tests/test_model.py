@@ -39,7 +39,9 @@ def test_model_and_guide_share_sites_with_expected_shapes():
     guide_trace = poutine.trace(module.guide).get_trace(data)
     model_trace = poutine.trace(poutine.replay(module.model, trace=guide_trace)).get_trace(data)
     assert guide_trace.nodes["z"]["value"].shape == (5, 3)
-    observed = {k for k, s in model_trace.nodes.items() if s["type"] == "sample" and s["is_observed"]}
+    observed = {
+        k for k, s in model_trace.nodes.items() if s["type"] == "sample" and s["is_observed"]
+    }
     assert observed == {"x_cont", "x_cat", "x_miss"}
     assert model_trace.nodes["x_cont"]["fn"].event_shape == (2,)
     assert model_trace.nodes["x_cat"]["fn"].event_shape == (2,)
@@ -63,7 +65,9 @@ def test_elbo_equals_hand_computed_value():
     lp = lp + torch.log_softmax(logits[:, :3], -1).gather(-1, data.x_cat[:, :1]).sum()
     lp = lp + torch.log_softmax(logits[:, 3:], -1).gather(-1, data.x_cat[:, 1:]).sum()
     lp = lp + torch.distributions.Bernoulli(logits=miss).log_prob(data.x_miss).sum()
-    kl = torch.distributions.kl_divergence(torch.distributions.Normal(loc, scale), torch.distributions.Normal(0.0, 1.0)).sum()
+    kl = torch.distributions.kl_divergence(
+        torch.distributions.Normal(loc, scale), torch.distributions.Normal(0.0, 1.0)
+    ).sum()
     torch.testing.assert_close(loss, kl - lp)
 
 
@@ -72,8 +76,16 @@ def test_training_recovers_known_marginals():
     data = table(3000).with_features(LAYOUT)
     module = TabularModel(LAYOUT, latent_dim=2, hidden=(32,))
     result = train(
-        module, ELBO(), data, data[:500], epochs=15, batch_size=200, lr=3e-3, patience=None,
-        generator=torch.Generator().manual_seed(0), verbose=False,
+        module,
+        ELBO(),
+        data,
+        data[:500],
+        epochs=15,
+        batch_size=200,
+        lr=3e-3,
+        patience=None,
+        generator=torch.Generator().manual_seed(0),
+        verbose=False,
     )
     assert result.history["train_loss"].iloc[-1] < result.history["train_loss"].iloc[0]
     with torch.no_grad():
@@ -89,10 +101,32 @@ def test_training_recovers_known_marginals():
 def test_two_models_in_one_session_train_their_own_parameters():
     data = table(400).with_features(LAYOUT)
     first = TabularModel(LAYOUT, latent_dim=2, hidden=(8,))
-    train(first, ELBO(), data, None, epochs=1, batch_size=100, lr=1e-2, patience=None, generator=torch.Generator().manual_seed(0), verbose=False)
+    train(
+        first,
+        ELBO(),
+        data,
+        None,
+        epochs=1,
+        batch_size=100,
+        lr=1e-2,
+        patience=None,
+        generator=torch.Generator().manual_seed(0),
+        verbose=False,
+    )
     second = TabularModel(LAYOUT, latent_dim=2, hidden=(8,))
     before = {k: v.clone() for k, v in second.state_dict().items()}
     frozen = {k: v.clone() for k, v in first.state_dict().items()}
-    train(second, ELBO(), data, None, epochs=1, batch_size=100, lr=1e-2, patience=None, generator=torch.Generator().manual_seed(0), verbose=False)
+    train(
+        second,
+        ELBO(),
+        data,
+        None,
+        epochs=1,
+        batch_size=100,
+        lr=1e-2,
+        patience=None,
+        generator=torch.Generator().manual_seed(0),
+        verbose=False,
+    )
     assert any(not torch.equal(before[k], v) for k, v in second.state_dict().items())
     assert all(torch.equal(frozen[k], v) for k, v in first.state_dict().items())

@@ -8,7 +8,9 @@ import torch
 import ppvae
 from ppvae.vae import NotFittedError
 
-FAST = dict(epochs=3, batch_size=256, hidden=(64, 64), latent_dim=4, verbose=False, missing_values=["?"])
+FAST = dict(
+    epochs=3, batch_size=256, hidden=(64, 64), latent_dim=4, verbose=False, missing_values=["?"]
+)
 
 
 @pytest.fixture(scope="module")
@@ -169,7 +171,9 @@ def test_custom_model_plugs_in(adult_small, tmp_path):
     module = importlib.util.module_from_spec(spec)
     sys.modules["conditional_vae"] = module
     spec.loader.exec_module(module)
-    vae = ppvae.TabularVAE(**FAST, model={"name": "conditional", "label": "income"}).fit(adult_small)
+    vae = ppvae.TabularVAE(**FAST, model={"name": "conditional", "label": "income"}).fit(
+        adult_small
+    )
     synth = vae.sample(400, seed=0)
     assert set(synth["income"]) <= set(adult_small["income"])
     loaded = ppvae.load(vae.save(tmp_path / "cvae"))

@@ -5,4 +5,12 @@ from ppvae.data.layout import Layout, TensorTable
 from ppvae.data.schema import Column, Schema, infer_schema
 from ppvae.data.transformer import TableTransformer
 
-__all__ = ["Column", "DataError", "Layout", "Schema", "TableTransformer", "TensorTable", "infer_schema"]
+__all__ = [
+    "Column",
+    "DataError",
+    "Layout",
+    "Schema",
+    "TableTransformer",
+    "TensorTable",
+    "infer_schema",
+]

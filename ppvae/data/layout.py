@@ -65,12 +65,18 @@ class Layout:
         parts.append(table.x_miss)
         return torch.cat(parts, dim=-1)
 
-    def column_totals(self, cont: torch.Tensor, cat: torch.Tensor, miss: torch.Tensor) -> torch.Tensor:
+    def column_totals(
+        self, cont: torch.Tensor, cat: torch.Tensor, miss: torch.Tensor
+    ) -> torch.Tensor:
         """Sum per-slot values ``[..., n_slots]`` of the three groups into per-column ``[..., n_columns]``."""
         index = {name: i for i, name in enumerate(self.columns)}
         batch = cont.shape[:-1] if cont.numel() or cont.dim() > 1 else cat.shape[:-1]
         out = cont.new_zeros(*batch, len(self.columns))
-        for values, names in ((cont, self.cont_names), (cat, self.cat_names), (miss, self.miss_names)):
+        for values, names in (
+            (cont, self.cont_names),
+            (cat, self.cat_names),
+            (miss, self.miss_names),
+        ):
             if names:
                 idx = torch.tensor([index[n] for n in names], device=out.device)
                 out = out.index_add(-1, idx, values.to(out.dtype))

@@ -96,10 +96,14 @@ def infer_schema(
     kinds = dict(kinds or {})
     unknown = [k for k in kinds if k not in df.columns]
     if unknown:
-        raise DataError(f"kinds names column(s) not in the table: {unknown}; columns are {list(df.columns)}")
+        raise DataError(
+            f"kinds names column(s) not in the table: {unknown}; columns are {list(df.columns)}"
+        )
     for name, kind in kinds.items():
         if kind not in KINDS:
-            raise DataError(f"kinds[{name!r}] = {kind!r} is not a column kind; use one of {', '.join(KINDS)}")
+            raise DataError(
+                f"kinds[{name!r}] = {kind!r} is not a column kind; use one of {', '.join(KINDS)}"
+            )
     columns = []
     for name in df.columns:
         series = df[name]

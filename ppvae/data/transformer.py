@@ -29,14 +29,18 @@ ID_LIKE_LEVELS = 1000
 
 def _check_frame(df: Any) -> None:
     if not isinstance(df, pd.DataFrame):
-        raise TypeError(f"expected a pandas DataFrame, got {type(df).__name__}; wrap your data in pd.DataFrame(...)")
+        raise TypeError(
+            f"expected a pandas DataFrame, got {type(df).__name__}; wrap your data in pd.DataFrame(...)"
+        )
     if df.shape[1] == 0:
         raise DataError("the table has no columns")
     if len(df) == 0:
         raise DataError("the table has no rows")
     dup = df.columns[df.columns.duplicated()].unique().tolist()
     if dup:
-        raise DataError(f"duplicate column name(s) {dup}: rename them so each column has a unique name")
+        raise DataError(
+            f"duplicate column name(s) {dup}: rename them so each column has a unique name"
+        )
 
 
 class TableTransformer:
@@ -60,7 +64,9 @@ class TableTransformer:
         seed: int = 0,
     ):
         if continuous not in CONTINUOUS_ENCODINGS:
-            raise ValueError(f"continuous must be one of {CONTINUOUS_ENCODINGS}, got {continuous!r}")
+            raise ValueError(
+                f"continuous must be one of {CONTINUOUS_ENCODINGS}, got {continuous!r}"
+            )
         self.continuous = continuous
         self.kinds = dict(kinds or {})
         self.missing_values = list(missing_values or [])
@@ -88,8 +94,14 @@ class TableTransformer:
         """A column's values as the transform takes them."""
         if col.kind == "datetime":
             values = pd.to_datetime(s, errors="coerce")
-            return values.astype("int64").to_numpy(dtype=float) if not values.isna().any() else np.where(
-                values.isna(), np.nan, values.to_numpy(dtype="datetime64[ns]").astype("int64").astype(float)
+            return (
+                values.astype("int64").to_numpy(dtype=float)
+                if not values.isna().any()
+                else np.where(
+                    values.isna(),
+                    np.nan,
+                    values.to_numpy(dtype="datetime64[ns]").astype("int64").astype(float),
+                )
             )
         if col.kind in NUMERIC_KINDS:
             try:
@@ -110,7 +122,9 @@ class TableTransformer:
         for name in data.columns:
             s = data[name]
             if s.isna().all():
-                raise DataError(f"column {name!r} is entirely missing: drop it (df.drop(columns=[{name!r}]))")
+                raise DataError(
+                    f"column {name!r} is entirely missing: drop it (df.drop(columns=[{name!r}]))"
+                )
             if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
                 if np.isinf(s.to_numpy(dtype=float, na_value=np.nan)).any():
                     raise DataError(
@@ -124,7 +138,10 @@ class TableTransformer:
             values = self._values(col, data[col.name])
             if col.kind in NUMERIC_KINDS:
                 observed = values[~np.isnan(values)]
-                t = QuantileNormal() if self.continuous == "quantile" or col.kind == "datetime" else ModeSpecific(self.max_modes)
+                if self.continuous == "quantile" or col.kind == "datetime":
+                    t = QuantileNormal(dequantize=col.kind == "integer")
+                else:
+                    t = ModeSpecific(self.max_modes)
                 transforms.append(t.fit(observed, rng))
             else:
                 t = CategoricalCodes().fit(values)
@@ -196,7 +213,9 @@ class TableTransformer:
                 cat_masks.append(np.ones((n, 1), dtype=bool))
                 continue
             if np.isinf(values).any():
-                raise DataError(f"column {col.name!r} contains inf/-inf; replace them with NaN or finite values")
+                raise DataError(
+                    f"column {col.name!r} contains inf/-inf; replace them with NaN or finite values"
+                )
             missing = np.isnan(values)
             cont = np.zeros((n, t.n_cont))
             cat = np.zeros((n, len(t.cat_cardinalities)), dtype=np.int64)

@@ -5,11 +5,12 @@ continuous slots and ``len(cat_cardinalities)`` categorical slots, and back. Sta
 plain numbers and strings (``to_dict``/``from_dict``), so saved models hold no pickles.
 
 - :class:`QuantileNormal` — :math:`y = \Phi^{-1}(F(x))` with :math:`F` the empirical CDF
-  (at most ``knots`` quantiles). Ties such as the zeros of a zero-inflated column are spread
-  uniformly over their CDF step, so the model sees a continuous normal variable; the
-  inverse :math:`x = F^{-1}(\Phi(y))` maps that whole step back to the tied value, so spikes
-  come back as spikes and every marginal is reproduced as closely as the model fits a
-  standard normal. This is the default (see ``bench/results/transforms.md``).
+  (at most ``knots`` quantiles, linear in between). Integer columns are first dequantised
+  (:math:`x + U(-\tfrac12, \tfrac12)`, undone by rounding); ties of a float column (a spike)
+  are spread uniformly over the knots they cover. The model thus sees a continuous standard
+  normal variable, and the inverse :math:`x = F^{-1}(\Phi(y))` maps spikes back to spikes:
+  every marginal is reproduced as closely as the decoder fits a normal. This is the default
+  (see ``bench/results/transforms.md``).
 - :class:`ModeSpecific` — the mode-specific normalisation of CTGAN/TVAE (Xu et al. 2019): a
   1-D Gaussian mixture; a value becomes its mode (categorical slot) and its offset within
   the mode :math:`(x-\mu_k)/(4\sigma_k)` (continuous slot).
@@ -28,7 +29,9 @@ EPS = 1e-4
 MAX_FIT_ROWS = 100_000
 
 
-def _subsample(values: np.ndarray, rng: np.random.Generator, limit: int = MAX_FIT_ROWS) -> np.ndarray:
+def _subsample(
+    values: np.ndarray, rng: np.random.Generator, limit: int = MAX_FIT_ROWS
+) -> np.ndarray:
     return values if len(values) <= limit else rng.choice(values, limit, replace=False)
 
 
@@ -60,18 +63,24 @@ class QuantileNormal(ColumnTransform):
     name = "quantile"
     n_cont = 1
 
-    def __init__(self, knots: int = 1000):
-        self.num_knots = knots
+    def __init__(self, knots: int = 1000, dequantize: bool = False):
+        self.num_knots, self.dequantize = knots, dequantize
+
+    def _dequantized(self, values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        x = values.astype(float)
+        return x + rng.random(len(x)) - 0.5 if self.dequantize else x
 
     def fit(self, values: np.ndarray, rng: np.random.Generator) -> QuantileNormal:
-        sub = np.sort(_subsample(values.astype(float), rng))
+        sub = np.sort(_subsample(self._dequantized(values, rng), rng))
         k = int(min(self.num_knots, max(len(sub), 2)))
         self.probs = np.linspace(0.0, 1.0, k)
         self.knots = np.quantile(sub, self.probs)
         return self
 
-    def forward(self, values: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        x = values.astype(float)
+    def forward(
+        self, values: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        x = self._dequantized(values, rng)
         knots, probs = self.knots, self.probs
         left = np.searchsorted(knots, x, side="left")
         right = np.searchsorted(knots, x, side="right")
@@ -81,10 +90,11 @@ class QuantileNormal(ColumnTransform):
         span = knots[i] - knots[i - 1]
         frac = np.where(span > 0, (x - knots[i - 1]) / np.where(span > 0, span, 1.0), 0.0)
         u = probs[i - 1] + np.clip(frac, 0.0, 1.0) * (probs[i] - probs[i - 1])
-        # equal to one or more knots (a tie): uniform within the CDF step the tie covers
+        # equal to several knots (a spike): uniform over the knots' probabilities, which the
+        # inverse maps back to the tied value exactly
         tied = right > left
-        lo = probs[np.clip(left - 1, 0, last)]
-        hi = probs[np.clip(right, 0, last)]
+        lo = probs[np.clip(left, 0, last)]
+        hi = probs[np.clip(right - 1, 0, last)]
         jitter = lo + rng.random(len(x)) * (hi - lo)
         u = np.where(tied, jitter, u)
         u = np.where(x < knots[0], 0.0, np.where(x > knots[-1], 1.0, u))
@@ -95,11 +105,18 @@ class QuantileNormal(ColumnTransform):
         return np.interp(ndtr(cont[:, 0]), self.probs, self.knots)
 
     def _state(self) -> dict[str, Any]:
-        return {"knots": self.knots.tolist(), "probs": self.probs.tolist()}
+        return {
+            "knots": self.knots.tolist(),
+            "probs": self.probs.tolist(),
+            "dequantize": self.dequantize,
+        }
 
     def _load(self, state: dict[str, Any]) -> None:
-        self.knots, self.probs = np.asarray(state["knots"], float), np.asarray(state["probs"], float)
-        self.num_knots = len(self.knots)
+        self.knots, self.probs = (
+            np.asarray(state["knots"], float),
+            np.asarray(state["probs"], float),
+        )
+        self.num_knots, self.dequantize = len(self.knots), bool(state["dequantize"])
 
 
 class ModeSpecific(ColumnTransform):
@@ -137,15 +154,23 @@ class ModeSpecific(ColumnTransform):
         return self
 
     def _responsibilities(self, x: np.ndarray) -> np.ndarray:
-        logp = -0.5 * ((x[:, None] - self.means) / self.stds) ** 2 - np.log(self.stds) + np.log(self.weights)
+        logp = (
+            -0.5 * ((x[:, None] - self.means) / self.stds) ** 2
+            - np.log(self.stds)
+            + np.log(self.weights)
+        )
         logp -= logp.max(axis=1, keepdims=True)
         p = np.exp(logp)
         return p / p.sum(axis=1, keepdims=True)
 
-    def forward(self, values: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    def forward(
+        self, values: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
         x = values.astype(float)
         resp = self._responsibilities(x)
-        mode = (resp.cumsum(axis=1) < rng.random((len(x), 1))).sum(axis=1).clip(0, len(self.means) - 1)
+        mode = (
+            (resp.cumsum(axis=1) < rng.random((len(x), 1))).sum(axis=1).clip(0, len(self.means) - 1)
+        )
         alpha = np.clip((x - self.means[mode]) / (4 * self.stds[mode]), -0.99, 0.99)
         return alpha[:, None], mode[:, None].astype(np.int64)
 
@@ -197,7 +222,9 @@ class CategoricalCodes(ColumnTransform):
         codes = np.where(missing, len(self.levels), np.maximum(codes, 0)).astype(np.int64)
         return codes, unseen
 
-    def forward(self, values: np.ndarray, rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def forward(
+        self, values: np.ndarray, rng: np.random.Generator | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         codes, _ = self.encode(values)
         return np.zeros((len(values), 0)), codes[:, None]
 

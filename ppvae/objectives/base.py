@@ -57,7 +57,9 @@ class Objective:
         self.step, self.total_steps = int(step), max(int(total_steps), 1)
 
     # -- Pyro ELBO interface -------------------------------------------------------
-    def differentiable_loss(self, model: Callable, guide: Callable, *args, **kwargs) -> torch.Tensor:
+    def differentiable_loss(
+        self, model: Callable, guide: Callable, *args, **kwargs
+    ) -> torch.Tensor:
         raise NotImplementedError
 
     def loss(self, model: Callable, guide: Callable, *args, **kwargs) -> float:
@@ -75,7 +77,10 @@ class Objective:
     # -- persistence ---------------------------------------------------------------
     def config(self) -> dict[str, Any]:
         """A JSON-able spec ``{"name": ..., **kwargs}`` that rebuilds this objective."""
-        return {"name": type(self).registry_name or type(self).__name__, **getattr(self, "_init_args", {})}
+        return {
+            "name": type(self).registry_name or type(self).__name__,
+            **getattr(self, "_init_args", {}),
+        }
 
     def state_dict(self) -> dict[str, Any]:
         """Mutable training state (e.g. GECO's multiplier), JSON-able."""

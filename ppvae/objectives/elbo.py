@@ -26,7 +26,9 @@ class ELBO(Objective):
         self.num_particles = int(num_particles)
         self.analytic_kl = bool(analytic_kl)
 
-    def differentiable_loss(self, model: Callable, guide: Callable, *args, **kwargs) -> torch.Tensor:
+    def differentiable_loss(
+        self, model: Callable, guide: Callable, *args, **kwargs
+    ) -> torch.Tensor:
         total = 0.0
         recon = kl = 0.0
         for _ in range(self.num_particles):

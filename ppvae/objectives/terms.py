@@ -94,7 +94,9 @@ def elbo_terms(
             try:
                 if keep_per_dim and hasattr(q, "base_dist") and hasattr(fn, "base_dist"):
                     per_dim = kl_divergence(q.base_dist, fn.base_dist)
-                    value = per_dim.reshape(*per_dim.shape[: per_dim.dim() - q.event_dim], -1).sum(-1)
+                    value = per_dim.reshape(*per_dim.shape[: per_dim.dim() - q.event_dim], -1).sum(
+                        -1
+                    )
                 else:
                     value = kl_divergence(q, fn)
                 analytic = True
