@@ -31,17 +31,28 @@ OUT = ROOT / "bench" / "results"
 def quality(real: pd.DataFrame, synth: pd.DataFrame) -> dict[str, float]:
     from sdmetrics.reports.single_table import QualityReport
 
-    meta = {"columns": {c: {"sdtype": "categorical" if real[c].dtype == object else "numerical"} for c in real.columns}}
+    meta = {
+        "columns": {
+            c: {"sdtype": "categorical" if real[c].dtype == object else "numerical"}
+            for c in real.columns
+        }
+    }
     report = QualityReport()
     report.generate(real, synth, meta, verbose=False)
     props = report.get_properties().set_index("Property")["Score"]
-    return {"column_shapes": float(props["Column Shapes"]), "column_pair_trends": float(props["Column Pair Trends"])}
+    return {
+        "column_shapes": float(props["Column Shapes"]),
+        "column_pair_trends": float(props["Column Pair Trends"]),
+    }
 
 
 def exact_copy_rate(source: pd.DataFrame, reference: pd.DataFrame) -> float:
     """Share of ``source`` rows that appear verbatim in ``reference``."""
     keys = set(map(tuple, reference.astype(str).itertuples(index=False)))
-    return float(sum(row in keys for row in map(tuple, source.astype(str).itertuples(index=False))) / len(source))
+    return float(
+        sum(row in keys for row in map(tuple, source.astype(str).itertuples(index=False)))
+        / len(source)
+    )
 
 
 def main() -> None:
@@ -69,7 +80,9 @@ def main() -> None:
         "fit_seconds": round(fit_s, 1),
         "epochs_run": len(vae.history_),
         "sample_seconds": round(sample_s, 2),
-        "exact_copies_synthetic": exact_copy_rate(split_vae.sample(len(holdout), seed=args.seed), train),
+        "exact_copies_synthetic": exact_copy_rate(
+            split_vae.sample(len(holdout), seed=args.seed), train
+        ),
         "exact_copies_real_holdout": exact_copy_rate(holdout, train),
         "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
         "versions": {"ppvae": ppvae.__version__, "torch": torch.__version__},

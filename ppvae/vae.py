@@ -9,6 +9,7 @@ dict can hold it; learned state ends in ``_``.
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Mapping, Sequence
 from contextlib import contextmanager
@@ -149,12 +150,14 @@ class TabularVAE:
 
     def _build_module(self, layout) -> torch.nn.Module:
         spec = self.model if isinstance(self.model, Mapping) else {"name": self.model}
+        # a Prior instance is a template: each fit trains its own copy (as sklearn clones)
+        prior = copy.deepcopy(self.prior) if isinstance(self.prior, Prior) else self.prior
         return models.build(
             spec,
             layout=layout,
             latent_dim=self.latent_dim,
             hidden=tuple(self.hidden),
-            prior=self.prior,
+            prior=prior,
             likelihood=self.likelihood,
         )
 

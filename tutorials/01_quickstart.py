@@ -49,7 +49,10 @@ df.head()
 # %%
 vae = ppvae.TabularVAE(missing_values=["?"], epochs=EPOCHS, seed=0, verbose=False)
 vae.fit(df)
-pd.DataFrame([(c.name, c.kind, c.has_missing) for c in vae.transformer_.schema_.columns], columns=["column", "kind", "has missing"])
+pd.DataFrame(
+    [(c.name, c.kind, c.has_missing) for c in vae.transformer_.schema_.columns],
+    columns=["column", "kind", "has missing"],
+)
 
 # %% [markdown]
 # Training is SVI with early stopping on a held-out 10% of rows; the loss history is kept:
@@ -57,7 +60,9 @@ pd.DataFrame([(c.name, c.kind, c.has_missing) for c in vae.transformer_.schema_.
 # %%
 ax = vae.history_.plot(x="epoch", y=["train_loss", "val_loss"], figsize=(6, 3))
 ax.set_ylabel("negative ELBO per row (nats)")
-print(f"{len(vae.history_)} epochs, best validation loss {vae.history_['val_loss'].min():.3f} at epoch {vae.best_epoch_}")
+print(
+    f"{len(vae.history_)} epochs, best validation loss {vae.history_['val_loss'].min():.3f} at epoch {vae.best_epoch_}"
+)
 
 # %% [markdown]
 # ## Sample
@@ -92,7 +97,9 @@ def marginal_distance(a: pd.Series, b: pd.Series) -> float:
 distances = pd.Series({c: marginal_distance(real[c], synth[c]) for c in df.columns}).sort_values()
 distances.plot.barh(figsize=(6, 4), title="marginal distance, real vs synthetic (lower is better)")
 plt.tight_layout()
-print(f"mean marginal distance: {distances.mean():.3f}; worst: {distances.idxmax()} ({distances.max():.3f})")
+print(
+    f"mean marginal distance: {distances.mean():.3f}; worst: {distances.idxmax()} ({distances.max():.3f})"
+)
 
 # %% [markdown]
 # Numbers side by side — the zero-inflated `capital-gain` keeps its spike at zero, `age`
@@ -102,13 +109,23 @@ print(f"mean marginal distance: {distances.mean():.3f}; worst: {distances.idxmax
 fig, axes = plt.subplots(1, 3, figsize=(12, 3))
 for ax, col in zip(axes, ["age", "hours-per-week", "education"]):
     if df[col].dtype == object:
-        pd.DataFrame({"real": real[col].value_counts(normalize=True), "synthetic": synth[col].value_counts(normalize=True)}).head(8).plot.bar(ax=ax)
+        pd.DataFrame(
+            {
+                "real": real[col].value_counts(normalize=True),
+                "synthetic": synth[col].value_counts(normalize=True),
+            }
+        ).head(8).plot.bar(ax=ax)
     else:
         ax.hist([real[col], synth[col]], bins=30, label=["real", "synthetic"], density=True)
         ax.legend()
     ax.set_title(col)
 plt.tight_layout()
-print("share of zeros in capital-gain: real", round((real["capital-gain"] == 0).mean(), 3), "synthetic", round((synth["capital-gain"] == 0).mean(), 3))
+print(
+    "share of zeros in capital-gain: real",
+    round((real["capital-gain"] == 0).mean(), 3),
+    "synthetic",
+    round((synth["capital-gain"] == 0).mean(), 3),
+)
 
 # %% [markdown]
 # ## Save and load
@@ -142,8 +159,35 @@ import sys  # noqa: E402
 csv = workdir / "adult.csv"
 df.to_csv(csv, index=False)
 cli = [sys.executable, "-m", "ppvae"]
-subprocess.run([*cli, "fit", str(csv), "-o", str(workdir / "cli-model"), "--missing-values", "?", "--epochs", str(EPOCHS), "-q"], check=True)
-subprocess.run([*cli, "sample", str(workdir / "cli-model"), "-n", "1000", "-o", str(workdir / "synth.csv"), "--seed", "0"], check=True)
+subprocess.run(
+    [
+        *cli,
+        "fit",
+        str(csv),
+        "-o",
+        str(workdir / "cli-model"),
+        "--missing-values",
+        "?",
+        "--epochs",
+        str(EPOCHS),
+        "-q",
+    ],
+    check=True,
+)
+subprocess.run(
+    [
+        *cli,
+        "sample",
+        str(workdir / "cli-model"),
+        "-n",
+        "1000",
+        "-o",
+        str(workdir / "synth.csv"),
+        "--seed",
+        "0",
+    ],
+    check=True,
+)
 pd.read_csv(workdir / "synth.csv").head()
 
 # %% [markdown]

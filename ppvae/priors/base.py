@@ -55,14 +55,34 @@ class Prior(nn.Module):
         recording_init.__signature__ = signature
         cls.__init__ = recording_init
 
-    def __init__(self, latent_dim: int):
+    def __init__(self, latent_dim: int | None = None):
         super().__init__()
-        if int(latent_dim) < 1:
+        self.latent_dim: int | None = None
+        if latent_dim is not None:
+            self.set_latent_dim(latent_dim)
+
+    def set_latent_dim(self, latent_dim: int) -> None:
+        """Fix the latent size and build the parameters (once; a different size is an error)."""
+        if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim < 1:
             raise ValueError(f"latent_dim must be a positive integer, got {latent_dim!r}")
+        if self.latent_dim is not None:
+            if self.latent_dim != latent_dim:
+                raise ValueError(
+                    f"this {type(self).__name__} prior was built for latent_dim={self.latent_dim} "
+                    f"but the model has latent_dim={latent_dim}; build the prior without "
+                    "latent_dim (the model sets it) or with the model's"
+                )
+            return
         self.latent_dim = int(latent_dim)
+        self._build(self.latent_dim)
+
+    def _build(self, latent_dim: int) -> None:
+        """Create the parameters for ``latent_dim`` dimensions (default: none)."""
 
     def bind(self, model: nn.Module) -> None:
-        """Called once by the model that owns this prior; default: nothing to do."""
+        """Called once by the model that owns this prior: fixes ``latent_dim`` from the model.
+        Subclasses that need the model (the VampPrior needs its encoder) extend this."""
+        self.set_latent_dim(int(model.latent_dim))
 
     def forward(self) -> dist.Distribution:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -92,7 +112,7 @@ class StandardNormal(Prior):
 
     analytic_kl = True
 
-    def __init__(self, latent_dim: int):
+    def __init__(self, latent_dim: int | None = None):
         super().__init__(latent_dim)
         self.register_buffer("_zero", torch.zeros(()))
 
@@ -101,5 +121,5 @@ class StandardNormal(Prior):
         return dist.Normal(loc, torch.ones_like(loc)).to_event(1)
 
 
-def standard_normal(latent_dim: int) -> StandardNormal:
+def standard_normal(latent_dim: int | None = None) -> StandardNormal:
     return StandardNormal(latent_dim)
