@@ -199,6 +199,8 @@ class TabularVAE:
                 generator=generator,
                 verbose=self.verbose,
             )
+            if hasattr(module.prior, "fit"):  # an ex-post prior: fit it to q(z) of the training rows
+                module.prior.fit(self._posterior_draws(module, train_data))
         self.transformer_ = transformer
         self.layout_ = layout
         self.model_ = module
@@ -349,14 +351,18 @@ class TabularVAE:
         new = new.to(self.model_device)
         if hasattr(new, "fit"):
             table = self._table(data) if data is not None else self._training_table()
-            with torch.no_grad():
-                loc, scale = self.model_.encoder(table.features)
-                with self._rng(self.seed):
-                    z = torch.distributions.Normal(loc, scale).sample()
-            new.fit(z)
+            with self._rng(self.seed):
+                new.fit(self._posterior_draws(self.model_, table))
         self.model_.prior = new
         self.prior = new.config()
         return self
+
+    @staticmethod
+    @torch.no_grad()
+    def _posterior_draws(module: torch.nn.Module, table: TensorTable) -> torch.Tensor:
+        """One draw z_n ~ q(z | x_n) per row ``[n, d]``: a sample of the aggregate posterior."""
+        guide_trace = poutine.trace(module.guide).get_trace(table)
+        return guide_trace.nodes["z"]["value"]
 
     def _training_table(self) -> TensorTable:
         if getattr(self, "_train_data", None) is None:

@@ -160,3 +160,10 @@ def test_saved_models_keep_their_prior(adult_small, tmp_path):
         vae = fitted_with(spec, adult_small)
         loaded = ppvae.load(vae.save(tmp_path / spec["name"]))
         pd.testing.assert_frame_equal(loaded.sample(100, seed=3), vae.sample(100, seed=3))
+
+
+def test_aggregate_spec_is_fitted_after_training(adult_small):
+    vae = ppvae.TabularVAE.from_spec("aggregate", **{**FAST, "latent_dim": 16})
+    vae.fit(adult_small)
+    prior = vae.model_.prior
+    assert bool(prior.fitted) and not torch.allclose(prior.means, torch.zeros_like(prior.means))
