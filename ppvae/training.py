@@ -38,13 +38,13 @@ class TrainResult:
     stopped_early: bool
 
 
-def _trainable_params(
-    objective: Objective, module: torch.nn.Module, batch: TensorTable
-) -> list[torch.Tensor]:
+def _trainable_params(module: torch.nn.Module, batch: TensorTable) -> list[torch.Tensor]:
     """Every parameter the model/guide pair registers with Pyro, as optimisable leaves.
 
-    A ``pyro.module`` name left in the global param store by another model (two fits in one
-    session) would shadow this module's parameters; such stale entries are dropped first.
+    Found by tracing the plain ELBO (the parameters do not depend on the objective, and a
+    stateful objective such as GECO must not see this extra call). A ``pyro.module`` name
+    left in the global param store by another model (two fits in one session) would shadow
+    this module's parameters; such stale entries are dropped first.
     """
     own = {id(p) for p in module.parameters()}
     store = pyro.get_param_store()
@@ -53,7 +53,7 @@ def _trainable_params(
     for _ in range(2):
         # a side trace: it must not consume the random stream that training will use
         with torch.random.fork_rng(devices=cuda), poutine.trace(param_only=True) as capture:
-            objective.differentiable_loss(module.model, module.guide, batch)
+            ELBO().differentiable_loss(module.model, module.guide, batch)
         sites = capture.trace.nodes
         stale = [
             k for k, s in sites.items() if "$$$" in k and id(s["value"].unconstrained()) not in own
@@ -104,7 +104,7 @@ def train(
     if on_start is not None:
         on_start()
     objective.set_progress(0, total_steps)
-    params = _trainable_params(objective, module, train_data[: min(n, batch_size)])
+    params = _trainable_params(module, train_data[: min(n, batch_size)])
     optimizer = torch.optim.Adam(params, lr=lr)
     optimizer.zero_grad(set_to_none=True)
 

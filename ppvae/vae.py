@@ -199,7 +199,9 @@ class TabularVAE:
                 generator=generator,
                 verbose=self.verbose,
             )
-            if hasattr(module.prior, "fit"):  # an ex-post prior: fit it to q(z) of the training rows
+            if hasattr(
+                module.prior, "fit"
+            ):  # an ex-post prior: fit it to q(z) of the training rows
                 module.prior.fit(self._posterior_draws(module, train_data))
         self.transformer_ = transformer
         self.layout_ = layout

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 
 import torch
 from pyro import poutine
-from torch.distributions import kl_divergence
+from pyro.poutine.subsample_messenger import _Subsample
+from torch.distributions import Independent, kl_divergence
 
 ROW_PLATE = "rows"
 
@@ -31,9 +32,12 @@ ROW_PLATE = "rows"
 @dataclass
 class ELBOTerms:
     recon: torch.Tensor  # [B] log p(x|z) per row, scaled
-    kl: torch.Tensor  # [B] KL per row, scaled
-    global_kl: torch.Tensor  # scalar, latent sites outside the row plate
-    kl_per_site: dict[str, torch.Tensor] = field(default_factory=dict)  # [B, *event] unsummed
+    kl: torch.Tensor  # [B] KL per row, scaled (e.g. by a beta)
+    kl_raw: torch.Tensor  # [B] KL per row before site scales
+    global_kl: torch.Tensor  # scalar, latent sites outside the row plate (scaled)
+    kl_per_dim: dict[str, torch.Tensor] = field(
+        default_factory=dict
+    )  # [B, d] unscaled, closed form
     analytic: dict[str, bool] = field(default_factory=dict)
     latent_values: dict[str, torch.Tensor] = field(default_factory=dict)
 
@@ -44,6 +48,11 @@ class ELBOTerms:
     def elbo(self) -> torch.Tensor:
         """Scalar ELBO of the batch (sum over rows)."""
         return self.recon.sum() - self.kl.sum() - self.global_kl
+
+
+def is_random_site(site: dict) -> bool:
+    """A sample site that carries a density (not a plate's index-subsampling site)."""
+    return site["type"] == "sample" and not isinstance(site["fn"], _Subsample)
 
 
 def _row_dim(site: dict) -> int | None:
@@ -73,12 +82,12 @@ def elbo_terms(
     """Trace ``guide``, replay ``model`` against it, and return per-row ELBO terms."""
     guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
     model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args, **kwargs)
-    recon: torch.Tensor | float = 0.0
-    kl: torch.Tensor | float = 0.0
-    global_kl: torch.Tensor | float = 0.0
-    terms = ELBOTerms(recon=torch.zeros(0), kl=torch.zeros(0), global_kl=torch.zeros(()))
+    recon = kl = kl_raw = global_kl = 0.0
+    terms = ELBOTerms(
+        recon=torch.zeros(0), kl=torch.zeros(0), kl_raw=torch.zeros(0), global_kl=torch.zeros(())
+    )
     for name, site in model_trace.nodes.items():
-        if site["type"] != "sample":
+        if not is_random_site(site):
             continue
         fn, scale = site["fn"], site["scale"]
         if site["is_observed"]:
@@ -88,33 +97,28 @@ def elbo_terms(
         if guide_site is None:
             raise RuntimeError(f"latent site {name!r} of the model has no counterpart in the guide")
         q = guide_site["fn"]
-        per_dim = None
-        analytic = False
+        value, analytic = None, False
         if analytic_kl:
             try:
-                if keep_per_dim and hasattr(q, "base_dist") and hasattr(fn, "base_dist"):
-                    per_dim = kl_divergence(q.base_dist, fn.base_dist)
-                    value = per_dim.reshape(*per_dim.shape[: per_dim.dim() - q.event_dim], -1).sum(
-                        -1
-                    )
-                else:
-                    value = kl_divergence(q, fn)
+                value = kl_divergence(q, fn)
                 analytic = True
+                if keep_per_dim and isinstance(q, Independent) and isinstance(fn, Independent):
+                    terms.kl_per_dim[name] = kl_divergence(q.base_dist, fn.base_dist)
             except NotImplementedError:
-                analytic = False
-        if not analytic:
+                pass
+        if value is None:
             z = guide_site["value"]
             value = q.log_prob(z) - fn.log_prob(z)
-        value = value * scale
         terms.analytic[name] = analytic
         terms.latent_values[name] = guide_site["value"]
-        if per_dim is not None:
-            terms.kl_per_site[name] = per_dim * scale
         if _row_dim(site) is None:
-            global_kl = global_kl + value.sum()
+            global_kl = global_kl + (value * scale).sum()
         else:
-            kl = kl + _to_rows(value, site)
+            kl = kl + _to_rows(value * scale, site)
+            kl_raw = kl_raw + _to_rows(value, site)
     terms.recon = torch.as_tensor(recon)
-    terms.kl = torch.as_tensor(kl) if torch.is_tensor(kl) else torch.zeros_like(terms.recon)
+    zeros = torch.zeros_like(terms.recon)
+    terms.kl = kl if torch.is_tensor(kl) else zeros
+    terms.kl_raw = kl_raw if torch.is_tensor(kl_raw) else zeros
     terms.global_kl = torch.as_tensor(global_kl)
     return terms
