@@ -4,6 +4,7 @@ __version__ = "0.1.0"
 
 from ppvae import datasets, objectives, priors  # noqa: E402
 from ppvae.data import DataError, TableTransformer  # noqa: E402
+from ppvae.diagnostics import compare, diagnose, fit_seeds, to_inference_data  # noqa: E402
 from ppvae.likelihoods import likelihoods  # noqa: E402
 from ppvae.model import TabularModel, models  # noqa: E402
 from ppvae.persistence import load  # noqa: E402
@@ -14,10 +15,14 @@ __all__ = [
     "TableTransformer",
     "TabularModel",
     "TabularVAE",
+    "compare",
     "datasets",
+    "diagnose",
+    "fit_seeds",
     "likelihoods",
     "load",
     "models",
     "objectives",
     "priors",
+    "to_inference_data",
 ]

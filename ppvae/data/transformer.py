@@ -74,7 +74,7 @@ class TableTransformer:
         self.seed = seed
 
     # -- preparation -------------------------------------------------------------------
-    def _prepare(self, df: pd.DataFrame) -> pd.DataFrame:
+    def prepare(self, df: pd.DataFrame) -> pd.DataFrame:
         """Declared missing markers -> NaN (object columns only, never numbers)."""
         if not self.missing_values:
             return df
@@ -118,7 +118,7 @@ class TableTransformer:
     # -- fitting -----------------------------------------------------------------------
     def fit(self, df: pd.DataFrame) -> TableTransformer:
         _check_frame(df)
-        data = self._prepare(df)
+        data = self.prepare(df)
         for name in data.columns:
             s = data[name]
             if s.isna().all():
@@ -195,7 +195,7 @@ class TableTransformer:
         if not hasattr(self, "schema_"):
             raise RuntimeError("TableTransformer is not fitted: call fit(df) first")
         self._check_columns(df)
-        data = self._prepare(df)
+        data = self.prepare(df)
         rng = np.random.default_rng(self.seed + 1)
         n = len(data)
         conts, cont_masks, cats, cat_masks, misses = [], [], [], [], []

@@ -1,0 +1,177 @@
+import json
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import ppvae
+from ppvae.cli import main
+from ppvae.diagnostics.collapse import (
+    active_subspace,
+    activity,
+    collapse,
+    kl_per_dim,
+    mutual_information,
+)
+from ppvae.diagnostics.latent import Encoded
+from ppvae.diagnostics.ppc import (
+    cramers_v,
+    ks_statistic,
+    posterior_predictive_check,
+    total_variation,
+)
+
+SMALL = dict(batch_size=200, hidden=(64,), latent_dim=4, verbose=False, missing_values=["?"])
+
+
+@pytest.fixture(scope="module")
+def healthy(adult_small):
+    return ppvae.TabularVAE(**SMALL, epochs=8).fit(adult_small)
+
+
+def test_kl_per_dim_and_activity_match_formulas(healthy):
+    torch.manual_seed(0)
+    loc = torch.randn(500, 4) * torch.tensor([1.0, 0.5, 0.05, 0.0])
+    scale = torch.full((500, 4), 0.5)
+    enc = Encoded(loc, scale, loc + scale * torch.randn(500, 4))
+    kl, exact = kl_per_dim(healthy, enc)
+    expected = (0.5 * (scale**2 + loc**2 - 1) - torch.log(scale)).mean(0)
+    assert exact
+    np.testing.assert_allclose(kl, expected.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(activity(loc).numpy(), loc.var(0).numpy(), rtol=1e-6)
+    result = collapse(healthy, enc)
+    assert result.active_units == 2 and result.verdict == "2 of 4 dimensions collapsed"
+    rotation = torch.linalg.qr(torch.randn(4, 4))[0]
+    assert active_subspace(loc) == active_subspace(loc @ rotation) == 2
+
+
+def test_mutual_information_limits():
+    torch.manual_seed(0)
+    loc = torch.randn(800, 2) * 3
+    informative = Encoded(loc, torch.full_like(loc, 0.05), loc + 0.05 * torch.randn_like(loc))
+    z = torch.randn(800, 2)
+    uninformative = Encoded(torch.zeros(800, 2), torch.ones(800, 2), z)
+    assert mutual_information(uninformative) == pytest.approx(0.0, abs=1e-5)
+    assert mutual_information(informative) > 0.9 * np.log(800)  # bounded by log N, nearly reached
+
+
+def test_collapse_is_flagged_and_healthy_fit_is_not(adult_small, healthy):
+    collapsed = ppvae.TabularVAE(**SMALL, epochs=8, objective={"name": "beta", "beta": 50.0}).fit(
+        adult_small
+    )
+    bad = ppvae.diagnose(collapsed, adult_small, max_rows=500).collapse
+    good = ppvae.diagnose(healthy, adult_small, max_rows=500).collapse
+    assert bad.collapsed == 4 and bad.verdict == "4 of 4 dimensions collapsed"
+    assert good.collapsed < 4 and good.mutual_information > bad.mutual_information + 0.1
+
+
+def blobs(n=2000, seed=0):
+    """Four tight clusters in 6-D plus their label: the aggregate posterior is multi-modal."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 5, size=(4, 6))
+    k = rng.integers(0, 4, n)
+    df = pd.DataFrame(centres[k] + 0.3 * rng.normal(size=(n, 6)), columns=list("abcdef"))
+    df["k"] = np.array(list("pqrs"))[k]
+    return df
+
+
+def test_hole_measure_larger_under_standard_normal_than_vamp():
+    df = blobs()
+    params = dict(latent_dim=2, hidden=(64, 64), epochs=25, batch_size=100, verbose=False, lr=3e-3)
+    plain = ppvae.TabularVAE(**params).fit(df)
+    vamp = ppvae.TabularVAE(**params, prior={"name": "vamp", "components": 16}).fit(df)
+    h_plain = ppvae.diagnose(plain, df, max_rows=1000).holes
+    h_vamp = ppvae.diagnose(vamp, df, max_rows=1000).holes
+    # measured: KL 0.45 vs 0.04 nats, hole fraction 0.057 vs 0.010
+    assert h_plain.kl_aggregate_prior > 2 * h_vamp.kl_aggregate_prior
+    assert h_plain.hole_fraction > h_vamp.hole_fraction + 0.02
+
+
+def test_ppc_measures():
+    a = pd.Series([1.0, 2.0, 3.0, 4.0])
+    assert ks_statistic(a, a) == 0 and ks_statistic(a, a + 10) == 1
+    c = pd.Series(["x", "y", "x", None])
+    assert total_variation(c, c) == 0
+    assert total_variation(pd.Series(["x"] * 4), pd.Series(["y"] * 4)) == 1
+    assert cramers_v(pd.Series(list("aabb") * 10), pd.Series(list("ccdd") * 10)) == pytest.approx(
+        1.0
+    )
+    df = pd.DataFrame({"u": np.arange(100.0), "v": np.arange(100.0) * 2, "w": ["p", "q"] * 50})
+    shuffled = df.assign(v=df["v"].sample(frac=1, random_state=0).to_numpy())
+    ppc = posterior_predictive_check(df, shuffled)
+    assert ppc.marginals["v"] == 0 and ppc.pairs.loc["u", "v"] > 0.8
+
+
+def test_inference_data_groups_arviz_and_netcdf(healthy, adult_small, tmp_path):
+    rows = adult_small.head(40)
+    idata = ppvae.to_inference_data(healthy, rows, num_samples=3)
+    assert set(idata.groups()) >= {
+        "posterior",
+        "prior",
+        "posterior_predictive",
+        "log_likelihood",
+        "observed_data",
+        "sample_stats",
+    }
+    assert idata.posterior["z"].dims == ("chain", "draw", "row", "latent")
+    assert idata.posterior["z"].shape == (1, 3, 40, 4)
+    assert idata.prior["z"].dims == ("chain", "draw", "latent")
+    assert set(idata.log_likelihood.data_vars) == set(adult_small.columns)
+    assert idata.log_likelihood["age"].dims == ("chain", "draw", "row")
+    levels = json.loads(idata.observed_data["workclass"].attrs["levels"])
+    assert "Private" in levels
+    assert "generated::income" in idata.posterior_predictive
+    assert {"loss", "recon", "kl"} <= set(idata.sample_stats.data_vars)
+    summary = az.summary(idata, var_names=["z"], kind="stats")
+    assert len(summary) == 40 * 4
+    assert az.rhat(idata.sample_stats)["loss"].size == 1
+    path = tmp_path / "idata.nc"
+    idata.to_netcdf(str(path))
+    back = az.from_netcdf(str(path))
+    np.testing.assert_allclose(back.posterior["z"].values, idata.posterior["z"].values)
+    assert (
+        back.observed_data["workclass"].attrs["levels"]
+        == idata.observed_data["workclass"].attrs["levels"]
+    )
+
+
+def test_report_summary_plot_and_files(healthy, adult_small, tmp_path):
+    report = ppvae.diagnose(healthy, adult_small, max_rows=400)
+    table = report.summary()
+    assert "hole fraction" in table.index and np.isfinite(table["value"].astype(float)).all()
+    figs = report.plot()
+    assert set(figs) == {"latent", "holes", "marginals", "pairs", "training"}
+    model = healthy.save(tmp_path / "m")
+    csv = tmp_path / "rows.csv"
+    adult_small.head(400).to_csv(csv, index=False)
+    out = tmp_path / "report"
+    assert main(["diagnose", str(model), "--data", str(csv), "-o", str(out)]) == 0
+    assert {p.name for p in out.iterdir()} == {
+        "report.md",
+        "report.json",
+        "latent.png",
+        "holes.png",
+        "marginals.png",
+        "pairs.png",
+        "training.png",
+    }
+    data = json.loads((out / "report.json").read_text())
+    assert "collapse" in data["headline"]
+    assert main(["diagnose", str(model), "--data", str(csv), "-o", str(out)]) == 2
+
+
+def test_seeds_as_chains(adult_small):
+    fits = ppvae.fit_seeds({**SMALL, "epochs": 2}, adult_small, seeds=[0, 1])
+    result = ppvae.compare(fits, adult_small, num_particles=5, max_rows=200)
+    assert list(result.per_seed["seed"]) == [0, 1]
+    assert result.best_seed in (0, 1)
+    assert set(result.agreement.index) == {
+        "heldout_loglik",
+        "mean_marginal_distance",
+        "mean_pair_difference",
+    }
+    assert np.isfinite(result.agreement["r_hat"]).all()
+    with pytest.raises(ValueError, match="at least two seeds"):
+        ppvae.fit_seeds({**SMALL}, adult_small, seeds=[0])
