@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from datetime import date
 from pathlib import Path
@@ -23,36 +24,12 @@ import torch
 
 import ppvae
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from metrics import exact_copy_rate, quality  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "adult.csv"
 OUT = ROOT / "bench" / "results"
-
-
-def quality(real: pd.DataFrame, synth: pd.DataFrame) -> dict[str, float]:
-    from sdmetrics.reports.single_table import QualityReport
-
-    meta = {
-        "columns": {
-            c: {"sdtype": "categorical" if real[c].dtype == object else "numerical"}
-            for c in real.columns
-        }
-    }
-    report = QualityReport()
-    report.generate(real, synth, meta, verbose=False)
-    props = report.get_properties().set_index("Property")["Score"]
-    return {
-        "column_shapes": float(props["Column Shapes"]),
-        "column_pair_trends": float(props["Column Pair Trends"]),
-    }
-
-
-def exact_copy_rate(source: pd.DataFrame, reference: pd.DataFrame) -> float:
-    """Share of ``source`` rows that appear verbatim in ``reference``."""
-    keys = set(map(tuple, reference.astype(str).itertuples(index=False)))
-    return float(
-        sum(row in keys for row in map(tuple, source.astype(str).itertuples(index=False)))
-        / len(source)
-    )
 
 
 def main() -> None:

@@ -4,9 +4,9 @@ r"""The importance-weighted estimate of the marginal log-likelihood (Burda et al
            \qquad z_k \sim q(z \mid x)
 
 a lower bound on :math:`\log p(x)` in expectation that is never below the ELBO (K = 1) and
-tightens as K grows. Computed by repeating each row K times, so it works for any model/guide
-pair with a ``"rows"`` plate (no assumption about how a model broadcasts extra dims), in
-chunks of at most ``max_rows`` repeated rows.
+tightens as K grows. The K particles are drawn in one vectorised pass by repeating each row
+K times, so it works for any model/guide pair with a ``"rows"`` plate (no assumption about
+how a model broadcasts extra dims), in chunks of at most ``max_rows`` repeated rows.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from collections.abc import Callable
 
 import torch
 from pyro import poutine
+from pyro.distributions.util import scale_and_mask
 
 from ppvae.data.layout import TensorTable
-from ppvae.objectives.terms import _row_dim, is_random_site
+from ppvae.objectives.terms import is_random_site, row_dim, to_rows
 
 
 def log_weights(model: Callable, guide: Callable, data: TensorTable) -> torch.Tensor:
@@ -30,16 +31,34 @@ def log_weights(model: Callable, guide: Callable, data: TensorTable) -> torch.Te
         for site in trace.nodes.values():
             if not is_random_site(site):
                 continue
-            lp = site["fn"].log_prob(site["value"])
-            dim = _row_dim(site)
-            if dim is None:
+            if row_dim(site) is None:
                 raise ValueError(
                     f"site {site['name']!r} is outside the 'rows' plate: the per-row importance "
                     "weights of a model with global latent variables are not defined"
                 )
-            moved = lp.movedim(dim, 0)
-            total = total + sign * moved.reshape(moved.shape[0], -1).sum(-1)
+            lp = scale_and_mask(site["fn"].log_prob(site["value"]), site["scale"], site["mask"])
+            total = total + sign * to_rows(lp, site)
     return total
+
+
+def particle_log_weights(
+    model: Callable,
+    guide: Callable,
+    data: TensorTable,
+    num_particles: int,
+    max_rows: int = 50_000,
+) -> torch.Tensor:
+    """Log importance weights ``[n, K]``: K independent guide draws per row of ``data``."""
+    if isinstance(num_particles, bool) or not isinstance(num_particles, int) or num_particles < 1:
+        raise ValueError(f"num_particles must be a positive integer, got {num_particles!r}")
+    k = num_particles
+    rows_per_chunk = max(1, max_rows // k)
+    out = []
+    for start in range(0, len(data), rows_per_chunk):
+        chunk = data[start : start + rows_per_chunk]
+        index = torch.arange(len(chunk), device=chunk.x_cont.device).repeat_interleave(k)
+        out.append(log_weights(model, guide, chunk[index]).reshape(len(chunk), k))
+    return torch.cat(out)
 
 
 def importance_log_likelihood(
@@ -48,18 +67,11 @@ def importance_log_likelihood(
     data: TensorTable,
     num_particles: int = 100,
     max_rows: int = 50_000,
-    grad: bool = False,
 ) -> torch.Tensor:
-    """:math:`\\log \\hat p_K(x)` per row ``[n]`` with ``K = num_particles``."""
-    if isinstance(num_particles, bool) or not isinstance(num_particles, int) or num_particles < 1:
-        raise ValueError(f"num_particles must be a positive integer, got {num_particles!r}")
-    k = num_particles
-    rows_per_chunk = max(1, max_rows // k)
-    out = []
-    with torch.set_grad_enabled(grad):
-        for start in range(0, len(data), rows_per_chunk):
-            chunk = data[start : start + rows_per_chunk]
-            index = torch.arange(len(chunk), device=chunk.x_cont.device).repeat_interleave(k)
-            lw = log_weights(model, guide, chunk[index]).reshape(len(chunk), k)
-            out.append(torch.logsumexp(lw, dim=-1) - math.log(k))
-    return torch.cat(out)
+    """:math:`\\log \\hat p_K(x)` per row ``[n]`` with ``K = num_particles`` (no gradient).
+
+    Memory is bounded by ``max_rows`` repeated rows per model call (``max_rows // K`` rows).
+    """
+    with torch.no_grad():
+        lw = particle_log_weights(model, guide, data, num_particles, max_rows)
+    return torch.logsumexp(lw, dim=-1) - math.log(num_particles)

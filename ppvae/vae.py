@@ -256,18 +256,38 @@ class TabularVAE:
         )
         return self.transformer_.inverse_transform(table.to("cpu"))
 
-    def sample(self, n: int, seed: int | None = None) -> pd.DataFrame:
+    def sample(
+        self,
+        n: int,
+        seed: int | None = None,
+        condition: Mapping[str, torch.Tensor] | None = None,
+    ) -> pd.DataFrame:
         """``n`` synthetic rows drawn from the model: z ~ p(z), x ~ p(x | z).
 
         Categories are sampled from the decoder's probabilities (never argmax). The result has
-        the training table's columns, in order, with their dtypes.
+        the training table's columns, in order, with their dtypes. ``condition``: values for
+        latent sites of the model, ``{site: tensor [n, ...]}`` (``poutine.condition``), e.g.
+        ``{"z": z}`` to decode chosen codes or a custom model's label site.
         """
         self._check_fitted()
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
             raise ValueError(f"n must be a positive number of rows, got {n!r}")
+        if condition is not None:
+            condition = {
+                k: torch.as_tensor(v, device=self.model_device) for k, v in condition.items()
+            }
+            wrong = [k for k, v in condition.items() if v.shape[:1] != (n,)]
+            if wrong:
+                raise ValueError(f"condition: the values of {wrong} must have n = {n} rows")
         with self._rng(seed):
             parts = [
-                self._generate(min(SAMPLE_CHUNK, n - s)) for s in range(0, int(n), SAMPLE_CHUNK)
+                self._generate(
+                    min(SAMPLE_CHUNK, n - s),
+                    {k: v[s : s + SAMPLE_CHUNK] for k, v in condition.items()}
+                    if condition
+                    else None,
+                )
+                for s in range(0, int(n), SAMPLE_CHUNK)
             ]
         out = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
         return out

@@ -145,7 +145,7 @@ def test_free_bits_floor_stops_kl_gradient():
         -elbo_terms(scale_latents(plain.model, 0.0), scale_latents(plain.guide, 0.0), data).elbo()
     ).backward()
     torch.testing.assert_close(floored.enc.weight.grad, plain.enc.weight.grad)
-    assert objective.metrics["active_floor_dims"] == 1.0
+    assert objective.metrics["dims_below_floor"] == 1.0
     # below the floor nothing changes; above it, the KL gradient is back
     objective = FreeBits(nats_per_dim=0.0)
     floored.zero_grad()

@@ -12,17 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg", force=False)
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from ppvae.diagnostics.collapse import Collapse, collapse  # noqa: E402
-from ppvae.diagnostics.holes import Holes, holes  # noqa: E402
-from ppvae.diagnostics.latent import encode  # noqa: E402
-from ppvae.diagnostics.ppc import PPC, posterior_predictive_check  # noqa: E402
+from ppvae.diagnostics.collapse import Collapse, collapse
+from ppvae.diagnostics.holes import Holes, holes
+from ppvae.diagnostics.latent import encode
+from ppvae.diagnostics.ppc import PPC, posterior_predictive_check
 
 MAX_ROWS = 2000
 

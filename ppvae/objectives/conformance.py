@@ -4,7 +4,7 @@
     check_objective(MyObjective)
 
 It runs the objective on a small linear-Gaussian model/guide pair written in plain Pyro
-(:func:`linear_gaussian`) and checks that
+(:class:`LinearGaussian`, 1-D latent) and checks that
 
 1. ``differentiable_loss`` is a finite scalar and ``loss_and_grads`` fills every parameter's
    gradient with finite values;
@@ -13,7 +13,8 @@ It runs the objective on a small linear-Gaussian model/guide pair written in pla
    JSON-able and round-trips;
 4. it is right without a closed-form KL: under a prior written as a one-component mixture
    (the same N(0, I), but no registered KL) the Monte Carlo mean of the loss equals its mean
-   under the closed-form prior, within five standard errors.
+   under the closed-form prior, within five standard errors. (The latent is 1-D so that
+   objectives defined per latent dimension, such as free bits, mean the same under both.)
 """
 
 from __future__ import annotations
@@ -31,23 +32,25 @@ from ppvae.objectives.base import Objective, objectives
 
 
 class LinearGaussian(nn.Module):
-    """x = W z + b + N(0, s^2 I), z ~ N(0, I) in 1-D, with an affine Gaussian guide."""
+    """x = W z + b + N(0, s^2 I) in 2-D, z ~ N(0, I) in ``latent_dim`` (1 or 2) dimensions,
+    with an affine diagonal-Gaussian guide. ``mixture_prior``: the same N(0, I) prior written
+    as a one-component ``MixtureSameFamily``, which has no closed-form KL."""
 
-    def __init__(self, x_dim: int = 2, mixture_prior: bool = False):
+    def __init__(self, latent_dim: int = 1, mixture_prior: bool = False):
         super().__init__()
-        self.w = nn.Parameter(torch.tensor([[1.0], [-0.5]])[:x_dim])
-        self.b = nn.Parameter(torch.zeros(x_dim))
+        self.w = nn.Parameter(torch.tensor([[1.0, 0.1], [-0.5, 0.05]])[:, :latent_dim])
+        self.b = nn.Parameter(torch.zeros(2))
         self.log_s = nn.Parameter(torch.tensor(-0.5))
-        self.enc = nn.Linear(x_dim, 2)
-        self.mixture_prior = mixture_prior
+        self.enc = nn.Linear(2, 2 * latent_dim)
+        self.latent_dim, self.mixture_prior = latent_dim, mixture_prior
 
     def prior(self) -> dist.Distribution:
-        base = dist.Normal(torch.zeros(1), torch.ones(1)).to_event(1)
+        d = self.latent_dim
         if not self.mixture_prior:
-            return base
+            return dist.Normal(torch.zeros(d), torch.ones(d)).to_event(1)
         return dist.MixtureSameFamily(
             dist.Categorical(logits=torch.zeros(1)),
-            dist.Normal(torch.zeros(1, 1), torch.ones(1, 1)).to_event(1),
+            dist.Normal(torch.zeros(1, d), torch.ones(1, d)).to_event(1),
         )
 
     def model(self, data: TensorTable | None = None, num_rows: int | None = None):

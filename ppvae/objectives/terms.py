@@ -9,11 +9,14 @@ Observed sites of the model trace form the reconstruction term; every latent sit
 term, computed in closed form (:func:`torch.distributions.kl_divergence`) when the pair of
 guide and model distributions has one registered and ``analytic_kl`` allows it, else as the
 single-sample Monte Carlo estimate :math:`\log q(z) - \log p(z)`. Which one was used is
-recorded per site in :attr:`ELBOTerms.analytic`, so the choice is always visible.
+recorded per site in :attr:`ELBOTerms.analytic`, so the choice is always visible. With
+``analytic_kl=False`` the result equals Pyro's ``Trace_ELBO``; with ``True``, Pyro's
+``TraceMeanField_ELBO`` (for the same guide draws).
 
-Sites inside the row plate contribute per-row ``[B]`` values; sites outside it (global
-latents of a user's model) go to the scalar :attr:`ELBOTerms.global_kl`. Site scales set by
-``poutine.scale`` (the beta of a beta-VAE, say) are applied.
+Sites inside the row plate (``"rows"``) contribute per-row ``[B]`` values; sites outside it
+(global latents of a user's model) go to the scalar :attr:`ELBOTerms.global_kl`. Site scales
+(``poutine.scale``: the beta of a beta-VAE, say) and masks (``poutine.mask``) are applied
+as Pyro applies them.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from dataclasses import dataclass, field
 
 import torch
 from pyro import poutine
+from pyro.distributions.util import scale_and_mask
 from pyro.poutine.subsample_messenger import _Subsample
 from torch.distributions import Independent, kl_divergence
 
@@ -31,15 +35,16 @@ ROW_PLATE = "rows"
 
 @dataclass
 class ELBOTerms:
-    recon: torch.Tensor  # [B] log p(x|z) per row, scaled
-    kl: torch.Tensor  # [B] KL per row, scaled (e.g. by a beta)
+    """Per-row terms of one guide draw; ``B`` rows."""
+
+    recon: torch.Tensor  # [B] log p(x|z) per row (site scales applied)
+    kl: torch.Tensor  # [B] KL per row, site scales applied (e.g. times a beta)
     kl_raw: torch.Tensor  # [B] KL per row before site scales
-    global_kl: torch.Tensor  # scalar, latent sites outside the row plate (scaled)
-    kl_per_dim: dict[str, torch.Tensor] = field(
-        default_factory=dict
-    )  # [B, d] unscaled, closed form
+    global_kl: torch.Tensor  # scalar: latent sites outside the row plate (scaled)
+    kl_sites: dict[str, torch.Tensor] = field(default_factory=dict)  # [B] per row-plate site, raw
+    kl_per_dim: dict[str, torch.Tensor] = field(default_factory=dict)  # [B, d] raw, closed form
     analytic: dict[str, bool] = field(default_factory=dict)
-    latent_values: dict[str, torch.Tensor] = field(default_factory=dict)
+    latent_dims: dict[str, int] = field(default_factory=dict)  # elements per row, row-plate sites
 
     @property
     def batch_size(self) -> int:
@@ -55,20 +60,36 @@ def is_random_site(site: dict) -> bool:
     return site["type"] == "sample" and not isinstance(site["fn"], _Subsample)
 
 
-def _row_dim(site: dict) -> int | None:
+def row_dim(site: dict) -> int | None:
+    """The tensor dim of the ``"rows"`` plate at ``site``, or None outside it."""
     for frame in site["cond_indep_stack"]:
         if frame.name == ROW_PLATE:
             return frame.dim
     return None
 
 
-def _to_rows(log_density: torch.Tensor, site: dict) -> torch.Tensor:
+def to_rows(log_density: torch.Tensor, site: dict) -> torch.Tensor:
     """Sum a log-density over everything but the row dim, giving ``[B]`` (or a scalar)."""
-    dim = _row_dim(site)
+    dim = row_dim(site)
     if dim is None:
         return log_density.sum()
     moved = log_density.movedim(dim, 0)
     return moved.reshape(moved.shape[0], -1).sum(-1)
+
+
+def _factorised(q, p) -> bool:
+    return (
+        isinstance(q, Independent)
+        and isinstance(p, Independent)
+        and q.reinterpreted_batch_ndims == p.reinterpreted_batch_ndims
+    )
+
+
+def _event_mask(mask, q: Independent):
+    """A site's batch-shaped mask, broadcastable against the base distribution's shape."""
+    if not torch.is_tensor(mask):
+        return mask
+    return mask.reshape(mask.shape + (1,) * q.reinterpreted_batch_ndims)
 
 
 def elbo_terms(
@@ -79,7 +100,12 @@ def elbo_terms(
     keep_per_dim: bool = False,
     **kwargs,
 ) -> ELBOTerms:
-    """Trace ``guide``, replay ``model`` against it, and return per-row ELBO terms."""
+    """Trace ``guide``, replay ``model`` against it, and return per-row ELBO terms.
+
+    ``keep_per_dim``: also return the closed-form KL per latent dimension ``[B, d]`` of every
+    row-plate site whose guide and prior are both ``Independent`` with a registered base KL
+    (e.g. diagonal Normal against a standard-normal prior); ``d`` counts all event elements.
+    """
     guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
     model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args, **kwargs)
     recon = kl = kl_raw = global_kl = 0.0
@@ -89,9 +115,9 @@ def elbo_terms(
     for name, site in model_trace.nodes.items():
         if not is_random_site(site):
             continue
-        fn, scale = site["fn"], site["scale"]
+        fn, scale, mask = site["fn"], site["scale"], site["mask"]
         if site["is_observed"]:
-            recon = recon + _to_rows(fn.log_prob(site["value"]) * scale, site)
+            recon = recon + to_rows(scale_and_mask(fn.log_prob(site["value"]), scale, mask), site)
             continue
         guide_site = guide_trace.nodes.get(name)
         if guide_site is None:
@@ -102,20 +128,25 @@ def elbo_terms(
             try:
                 value = kl_divergence(q, fn)
                 analytic = True
-                if keep_per_dim and isinstance(q, Independent) and isinstance(fn, Independent):
-                    terms.kl_per_dim[name] = kl_divergence(q.base_dist, fn.base_dist)
+                dim = row_dim(site)
+                if keep_per_dim and dim is not None and _factorised(q, fn):
+                    per_dim = kl_divergence(q.base_dist, fn.base_dist)
+                    per_dim = scale_and_mask(per_dim, 1.0, _event_mask(mask, q))
+                    moved = per_dim.movedim(dim - q.reinterpreted_batch_ndims, 0)
+                    terms.kl_per_dim[name] = moved.reshape(moved.shape[0], -1)
             except NotImplementedError:
                 pass
         if value is None:
             z = guide_site["value"]
             value = q.log_prob(z) - fn.log_prob(z)
         terms.analytic[name] = analytic
-        terms.latent_values[name] = guide_site["value"]
-        if _row_dim(site) is None:
-            global_kl = global_kl + (value * scale).sum()
+        if row_dim(site) is None:
+            global_kl = global_kl + scale_and_mask(value, scale, mask).sum()
         else:
-            kl = kl + _to_rows(value * scale, site)
-            kl_raw = kl_raw + _to_rows(value, site)
+            terms.kl_sites[name] = to_rows(scale_and_mask(value, 1.0, mask), site)
+            terms.latent_dims[name] = guide_site["value"].numel() // terms.kl_sites[name].numel()
+            kl = kl + to_rows(scale_and_mask(value, scale, mask), site)
+            kl_raw = kl_raw + terms.kl_sites[name]
     terms.recon = torch.as_tensor(recon)
     zeros = torch.zeros_like(terms.recon)
     terms.kl = kl if torch.is_tensor(kl) else zeros

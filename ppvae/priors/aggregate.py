@@ -83,20 +83,15 @@ class AggregatePrior(Prior):
         weights = torch.full((k,), 1.0 / k, dtype=x.dtype)
         previous = -math.inf
         for iteration in range(self.iterations):
-            log_resp = (
-                dist.MultivariateNormal(means, covariance_matrix=covs).log_prob(x[:, None, :])
-                + weights.log()
-            )
+            log_resp = _gaussian_log_prob(x, means, covs) + weights.log()
             total = torch.logsumexp(log_resp, dim=1, keepdim=True)
             resp = (log_resp - total).exp()
             nk = resp.sum(0) + 1e-10
             weights = nk / n
             means = (resp.T @ x) / nk[:, None]
-            centred = x[:, None, :] - means
-            covs = (
-                torch.einsum("nk,nki,nkj->kij", resp, centred, centred) / nk[:, None, None]
-                + self.reg * eye
-            )
+            centred = x - means[:, None, :]  # [k, n, d]
+            covs = (resp.T[:, :, None] * centred).transpose(1, 2) @ centred
+            covs = covs / nk[:, None, None] + self.reg * eye
             loglik = float(total.mean())
             if iteration >= 20 and loglik - previous < 1e-7 * abs(loglik):
                 break
@@ -112,6 +107,19 @@ class AggregatePrior(Prior):
         self.scale_tril.copy_(torch.linalg.cholesky(covs).to(device, dtype))
         self.fitted.fill_(True)
         return self
+
+
+def _gaussian_log_prob(x: torch.Tensor, means: torch.Tensor, covs: torch.Tensor) -> torch.Tensor:
+    """log N(x_n; mu_k, Sigma_k) for ``x`` [n, d], ``means`` [k, d], ``covs`` [k, d, d] -> [n, k]."""
+    tril = torch.linalg.cholesky(covs)
+    white = torch.linalg.solve_triangular(
+        tril, (x - means[:, None, :]).transpose(1, 2), upper=False
+    )
+    half_log_det = tril.diagonal(dim1=1, dim2=2).log().sum(1)
+    d = x.shape[1]
+    return (-0.5 * white.square().sum(1) - half_log_det[:, None]).T - 0.5 * d * math.log(
+        2 * math.pi
+    )
 
 
 def _kmeans_pp(x: torch.Tensor, k: int, g: torch.Generator) -> torch.Tensor:

@@ -1,0 +1,278 @@
+"""The peer benchmark: every shared table x every contender, side by side, one command.
+
+    python bench/run.py                 # full run (long: TVAE and CTGAN at their defaults)
+    python bench/run.py --quick         # adult, 2,000 rows, tiny budgets: a smoke test
+    python bench/run.py --datasets adult shoppers --contenders ppvae-default tvae
+
+Contenders: ppvae's default spec, ppvae's best spec per dataset (``BEST_SPEC``), SDV's TVAE
+and CTGAN from the ``ctgan`` package (their defaults; skipped if not installed), a Gaussian
+copula (``bench/copula.py``) and the plain-PyTorch VAE of ppvae's default network
+(``bench/reference_vae.py``). Metrics are described in ``bench/README.md``. Results go to
+``bench/results/results.{csv,md,png}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import psutil
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from copula import GaussianCopula  # noqa: E402
+from metrics import PeakRSS, detection_auc, ml_efficacy, privacy, quality  # noqa: E402
+from reference_vae import ReferenceVAE  # noqa: E402
+
+import ppvae  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+RESULTS = ROOT / "bench" / "results"
+
+
+@dataclass
+class Dataset:
+    name: str
+    target: str
+    task: str  # "binary" or "regression"
+    missing_values: tuple = ()
+
+
+DATASETS = {
+    "adult": Dataset("adult", "income", "binary", ("?",)),
+    "default": Dataset("default", "label", "binary"),
+    "shoppers": Dataset("shoppers", "Revenue", "binary"),
+    "diamonds": Dataset("diamonds", "price", "regression"),
+}
+BEST_SPEC = {
+    "adult": "aggregate",
+    "default": "aggregate",
+    "shoppers": "aggregate",
+    "diamonds": "aggregate",
+}
+CONTENDERS = ("ppvae-default", "ppvae-best", "tvae", "ctgan", "copula", "torch-vae")
+
+
+def load(ds: Dataset, rows: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    df = pd.read_csv(SHARED / f"{ds.name}.csv")
+    if ds.missing_values:
+        for c in df.columns:
+            if df[c].dtype == object:
+                df[c] = df[c].mask(df[c].isin(ds.missing_values))
+    if rows:
+        df = df.sample(min(rows, len(df)), random_state=0).reset_index(drop=True)
+    train = df.sample(frac=0.8, random_state=0)
+    return train.reset_index(drop=True), df.drop(train.index).reset_index(drop=True)
+
+
+# -- contenders: each returns (fit(df) -> sampler object with .sample(n)) ------------------
+
+
+class CTGANAdapter:
+    """SDV's TVAE / CTGAN (``ctgan`` package) with their default settings."""
+
+    def __init__(self, kind: str, epochs: int | None):
+        self.kind, self.epochs = kind, epochs
+
+    def fit(self, df: pd.DataFrame):
+        from ctgan import CTGAN, TVAE
+
+        cls = TVAE if self.kind == "tvae" else CTGAN
+        self.model = cls() if self.epochs is None else cls(epochs=self.epochs)
+        discrete = [c for c in df.columns if df[c].dtype == object or df[c].dtype == bool]
+        self.model.fit(df, discrete_columns=discrete)
+        return self
+
+    def sample(self, n: int, seed: int = 0) -> pd.DataFrame:
+        self.model.set_random_state(seed)
+        return self.model.sample(n)
+
+
+def make_contender(
+    name: str, ds: Dataset, quick: bool, peer_epochs: int | None
+) -> Callable[[pd.DataFrame], object]:
+    epochs = {"epochs": 2} if quick else {}
+    if name == "ppvae-default":
+        return lambda df: ppvae.TabularVAE.from_spec("default", verbose=False, **epochs).fit(df)
+    if name == "ppvae-best":
+        return lambda df: ppvae.TabularVAE.from_spec(
+            BEST_SPEC[ds.name], verbose=False, **epochs
+        ).fit(df)
+    if name in ("tvae", "ctgan"):
+        return lambda df: CTGANAdapter(name, 1 if quick else peer_epochs).fit(df)
+    if name == "copula":
+        return lambda df: GaussianCopula().fit(df)
+    if name == "torch-vae":
+        return lambda df: ReferenceVAE(epochs=2 if quick else 150).fit(df)
+    raise ValueError(f"unknown contender {name!r}; choose from {', '.join(CONTENDERS)}")
+
+
+def run_one(
+    ds: Dataset,
+    name: str,
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    quick: bool,
+    peer_epochs: int | None,
+) -> dict:
+    fit = make_contender(name, ds, quick, peer_epochs)
+    with PeakRSS() as mem:
+        start = time.perf_counter()
+        model = fit(train)
+        fit_s = time.perf_counter() - start
+        start = time.perf_counter()
+        synth = model.sample(len(train), seed=0)
+        sample_s = time.perf_counter() - start
+    synth = synth[list(train.columns)]
+    scores = quality(train, synth)
+    row = {
+        "dataset": ds.name,
+        "contender": name,
+        "rows_train": len(train),
+        **scores,
+        "detection_auc": detection_auc(train, synth),
+        "ml_efficacy": ml_efficacy(synth, test, ds.target, ds.task),
+        "ml_efficacy_real": ml_efficacy(train, test, ds.target, ds.task),
+        **privacy(train, test, synth),
+        "fit_s": fit_s,
+        "sample_s": sample_s,
+        "peak_rss_increase_gb": (mem.peak - mem.base) / 2**30,
+        "epochs": len(getattr(model, "history_", [])) or None,
+    }
+    print(
+        json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}),
+        flush=True,
+    )
+    return row
+
+
+def write_outputs(results: pd.DataFrame, out: Path, note: str) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    results.to_csv(out / "results.csv", index=False)
+    cols = [
+        "contender",
+        "column_shapes",
+        "column_pair_trends",
+        "detection_auc",
+        "ml_efficacy",
+        "ml_efficacy_real",
+        "exact_copies",
+        "dcr_ratio",
+        "fit_s",
+        "sample_s",
+        "peak_rss_increase_gb",
+    ]
+    lines = [
+        "# Benchmark results",
+        "",
+        note,
+        "",
+        "Higher is better for shapes, trends and ML efficacy; detection AUC: 0.5 is perfect; exact copies: should not exceed the real holdout's; DCR ratio: synthetic / holdout median distance to the closest training row (>= 1 means no closer than real new rows).",
+        "",
+    ]
+    for name, group in results.groupby("dataset", sort=False):
+        lines += [
+            f"## {name} ({int(group['rows_train'].iloc[0]):,} training rows)",
+            "",
+            "| " + " | ".join(cols) + " |",
+            "|" + "---|" * len(cols),
+        ]
+        for _, r in group.iterrows():
+            lines.append(
+                "| "
+                + " | ".join(f"{r[c]:.3f}" if isinstance(r[c], float) else str(r[c]) for c in cols)
+                + " |"
+            )
+        lines.append("")
+    (out / "results.md").write_text("\n".join(lines))
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = ["column_shapes", "column_pair_trends", "detection_auc", "fit_s"]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.5))
+    for ax, metric in zip(axes, metrics):
+        results.pivot(index="dataset", columns="contender", values=metric).plot.bar(
+            ax=ax, legend=False
+        )
+        ax.set_title(metric + (" (log)" if metric == "fit_s" else ""))
+        if metric == "fit_s":
+            ax.set_yscale("log")
+    axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1, 1))
+    fig.tight_layout()
+    fig.savefig(out / "results.png", dpi=100)
+    plt.close(fig)
+
+
+def run(
+    datasets=tuple(DATASETS),
+    contenders=CONTENDERS,
+    quick: bool = False,
+    out: Path = RESULTS,
+    peer_epochs: dict | None = None,
+) -> pd.DataFrame:
+    torch.set_num_threads(2)
+    rows = []
+    for dname in datasets:
+        ds = DATASETS[dname]
+        train, test = load(ds, rows=2000 if quick else None)
+        for name in contenders:
+            if name in ("tvae", "ctgan"):
+                try:
+                    import ctgan  # noqa: F401
+                except ImportError:
+                    print(f"skipping {name}: pip install ctgan", file=sys.stderr)
+                    continue
+            rows.append(
+                run_one(ds, name, train, test, quick, (peer_epochs or {}).get((dname, name)))
+            )
+            write_outputs(pd.DataFrame(rows), out, _note(quick))
+    return pd.DataFrame(rows)
+
+
+def _note(quick: bool) -> str:
+    return (
+        f"Measured {date.today()} on {platform.machine()}, {psutil.cpu_count()} cores, torch "
+        f"{torch.__version__}, ppvae {ppvae.__version__}{' — QUICK MODE (tiny budgets, not results)' if quick else ''}. "
+        "Command: `python bench/run.py" + (" --quick" if quick else "") + "`."
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="adult only, 2,000 rows, tiny budgets")
+    parser.add_argument("--datasets", nargs="+", default=None, choices=list(DATASETS))
+    parser.add_argument(
+        "--contenders", nargs="+", default=list(CONTENDERS), choices=list(CONTENDERS)
+    )
+    parser.add_argument(
+        "--peer-epochs", type=int, default=None, help="epochs for TVAE/CTGAN (default: theirs, 300)"
+    )
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    datasets = args.datasets or (["adult"] if args.quick else list(DATASETS))
+    contenders = (
+        ["ppvae-default", "copula", "torch-vae"]
+        if args.quick and args.contenders == list(CONTENDERS)
+        else args.contenders
+    )
+    peer = (
+        {(d, c): args.peer_epochs for d in datasets for c in ("tvae", "ctgan")}
+        if args.peer_epochs
+        else None
+    )
+    run(datasets, contenders, args.quick, args.out, peer)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,178 @@
+"""Speed of ppvae's SVI training against the plain-PyTorch reference of the same network,
+measured side by side in one run, on Adult; plus transform fit time against TVAE's
+DataTransformer, and scaling of time per epoch and peak memory with the number of rows.
+
+    python bench/speed.py [--epochs 6] [--no-scaling]
+
+Writes bench/results/speed.md and speed.csv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import platform
+import statistics
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from metrics import PeakRSS  # noqa: E402
+from reference_vae import ReferenceVAE  # noqa: E402
+
+import ppvae  # noqa: E402
+from ppvae.objectives import ELBO  # noqa: E402
+from ppvae.training import train  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "adult.csv"
+OUT = ROOT / "bench" / "results"
+
+
+def per_epoch_ratio(df: pd.DataFrame, epochs: int) -> dict[str, float]:
+    """Alternate one ppvae epoch and one reference epoch on the same batches; median times."""
+    ref = ReferenceVAE(epochs=0, missing_values=["?"]).fit(df)
+    vae = ppvae.TabularVAE(epochs=1, missing_values=["?"], verbose=False, val_fraction=0.0)
+    vae.fit(df.head(50))  # warm-up and access to the module builder
+    module = vae._build_module(ref.layout_)
+    module.encoder.load_state_dict(ref.encoder_.state_dict())
+    module.decoder.load_state_dict(ref.decoder_.state_dict())
+    gen = torch.Generator().manual_seed(0)
+    ppvae_times, ref_times = [], []
+    for _ in range(epochs):
+        start = time.perf_counter()
+        train(
+            module,
+            ELBO(),
+            ref.data_,
+            None,
+            epochs=1,
+            batch_size=500,
+            lr=1e-3,
+            patience=None,
+            generator=gen,
+            verbose=False,
+        )
+        ppvae_times.append(time.perf_counter() - start)
+        ref_times.append(ref.run_epoch())
+    p, r = statistics.median(ppvae_times), statistics.median(ref_times)
+    return {"ppvae_epoch_s": p, "reference_epoch_s": r, "ratio": p / r}
+
+
+def transform_times(df: pd.DataFrame) -> dict[str, float]:
+    start = time.perf_counter()
+    ppvae.TableTransformer(missing_values=["?"]).fit(df)
+    ours = time.perf_counter() - start
+    try:
+        from ctgan.data_transformer import DataTransformer
+    except ImportError:
+        return {"ppvae_transform_s": ours}
+    discrete = [c for c in df.columns if df[c].dtype == object]
+    start = time.perf_counter()
+    DataTransformer().fit(df, discrete)
+    theirs = time.perf_counter() - start
+    return {
+        "ppvae_transform_s": ours,
+        "tvae_transform_s": theirs,
+        "transform_speedup": theirs / ours,
+    }
+
+
+def resample(df: pd.DataFrame, n: int, seed: int = 0) -> pd.DataFrame:
+    """``n`` rows drawn with replacement, numeric columns jittered by 1% of their std."""
+    rng = np.random.default_rng(seed)
+    out = df.iloc[rng.integers(0, len(df), n)].reset_index(drop=True)
+    for c in out.columns:
+        if pd.api.types.is_numeric_dtype(out[c]):
+            noise = rng.normal(0, 0.01 * out[c].std(), n)
+            out[c] = (
+                (out[c] + noise).round().astype(out[c].dtype)
+                if pd.api.types.is_integer_dtype(out[c])
+                else out[c] + noise
+            )
+    return out
+
+
+def scaling(df: pd.DataFrame, sizes=(10_000, 100_000, 1_000_000)) -> list[dict[str, float]]:
+    rows = []
+    for n in sizes:
+        big = resample(df, n)
+        gc.collect()
+        with PeakRSS() as mem:
+            vae = ppvae.TabularVAE(
+                epochs=1, missing_values=["?"], verbose=False, patience=None, val_fraction=0.05
+            )
+            start = time.perf_counter()
+            vae.fit(big)
+            seconds = time.perf_counter() - start
+        rows.append(
+            {
+                "rows": n,
+                "fit_s_1_epoch": seconds,
+                "s_per_1k_rows": 1000 * seconds / n,
+                "peak_rss_gb": mem.peak / 2**30,
+                "rss_increase_gb": (mem.peak - mem.base) / 2**30,
+            }
+        )
+        del big, vae
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--no-scaling", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    df = pd.read_csv(DATA)
+    ratio = per_epoch_ratio(df, args.epochs)
+    transforms = transform_times(df)
+    scale = [] if args.no_scaling else scaling(df)
+    OUT.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame([{**ratio, **transforms}]).to_csv(OUT / "speed.csv", index=False)
+    if scale:
+        pd.DataFrame(scale).to_csv(OUT / "scaling.csv", index=False)
+    lines = [
+        "# Speed",
+        "",
+        f"Measured {date.today()} on {platform.machine()} with {torch.get_num_threads()} threads, torch {torch.__version__} (`python bench/speed.py`).",
+        "",
+        "## Per-epoch time on Adult, side by side (median of alternating epochs, same batches)",
+        "",
+        "| ppvae SVI (s/epoch) | plain PyTorch (s/epoch) | ratio |",
+        "|---|---|---|",
+        f"| {ratio['ppvae_epoch_s']:.3f} | {ratio['reference_epoch_s']:.3f} | {ratio['ratio']:.3f} |",
+        "",
+        "## Fitting the column transforms on Adult",
+        "",
+        f"ppvae: {transforms['ppvae_transform_s']:.2f} s"
+        + (
+            f"; TVAE's DataTransformer (ctgan): {transforms['tvae_transform_s']:.1f} s; speed-up {transforms['transform_speedup']:.0f}x"
+            if "tvae_transform_s" in transforms
+            else ""
+        ),
+    ]
+    if scale:
+        lines += [
+            "",
+            "## Scaling (Adult resampled with 1% noise; one epoch, default model)",
+            "",
+            "| rows | fit s (1 epoch, incl. transforms) | s per 1k rows | peak RSS (GB) |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['rows']:,} | {r['fit_s_1_epoch']:.1f} | {r['s_per_1k_rows']:.3f} | {r['peak_rss_gb']:.2f} |"
+            for r in scale
+        ]
+    (OUT / "speed.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
