@@ -77,6 +77,7 @@ def run_one(
         "kl_aggregate_prior": hole.kl_aggregate_prior,
         "fit_seconds": round(fit_s, 1),
         "epochs_run": len(vae.history_),
+        "measured": str(date.today()),
     }
 
 
@@ -113,6 +114,11 @@ def main() -> None:
     parser.add_argument("--priors", nargs="+", default=list(SPECS), choices=list(SPECS))
     parser.add_argument("--particles", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        help="replace only the measured (dataset, prior) rows of an existing priors.csv",
+    )
     args = parser.parse_args()
     torch.set_num_threads(2)
     rows = []
@@ -124,6 +130,13 @@ def main() -> None:
             rows.append(run_one(dataset, spec, train, test, args.epochs, args.particles, args.seed))
             print(rows[-1], flush=True)
     results = pd.DataFrame(rows)
+    if args.update and (OUT / "priors.csv").is_file():
+        old = pd.read_csv(OUT / "priors.csv")
+        keys = set(zip(results["dataset"], results["prior"]))
+        old = old[[k not in keys for k in zip(old["dataset"], old["prior"])]]
+        results = pd.concat([old, results], ignore_index=True)
+        order = {name: i for i, name in enumerate(("standard_normal", *SPECS[1:]))}
+        results = results.sort_values(["dataset", "prior"], key=lambda c: c.map(order).fillna(c))
     OUT.mkdir(parents=True, exist_ok=True)
     results.to_csv(OUT / "priors.csv", index=False)
     text = to_markdown(results, args)

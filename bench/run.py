@@ -59,6 +59,7 @@ BEST_SPEC = {
     "shoppers": "aggregate",
     "diamonds": "aggregate",
 }
+BEST_SPEC_REASON = "to be chosen from bench/results/priors.md"
 CONTENDERS = ("ppvae-default", "ppvae-best", "tvae", "ctgan", "copula", "torch-vae")
 
 
@@ -146,13 +147,30 @@ def run_one(
         "fit_s": fit_s,
         "sample_s": sample_s,
         "peak_rss_increase_gb": (mem.peak - mem.base) / 2**30,
-        "epochs": len(getattr(model, "history_", [])) or None,
+        "epochs": _epochs(name, model, peer_epochs, quick),
     }
     print(
         json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}),
         flush=True,
     )
     return row
+
+
+def _epochs(name: str, model, peer_epochs: int | None, quick: bool) -> int:
+    """Epochs actually run (ppvae: early stopping) or configured (the others)."""
+    if hasattr(model, "history_"):
+        return len(model.history_)
+    if name in ("tvae", "ctgan"):
+        return 1 if quick else (peer_epochs or 300)
+    return getattr(model, "epochs", 0)
+
+
+def _cell(column: str, value) -> str:
+    if column == "epochs":
+        return str(int(value))
+    if column in ("fit_s", "sample_s"):
+        return f"{value:.1f}"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
 def write_outputs(results: pd.DataFrame, out: Path, note: str) -> None:
@@ -166,7 +184,9 @@ def write_outputs(results: pd.DataFrame, out: Path, note: str) -> None:
         "ml_efficacy",
         "ml_efficacy_real",
         "exact_copies",
+        "exact_copies_holdout",
         "dcr_ratio",
+        "epochs",
         "fit_s",
         "sample_s",
         "peak_rss_increase_gb",
@@ -187,11 +207,7 @@ def write_outputs(results: pd.DataFrame, out: Path, note: str) -> None:
             "|" + "---|" * len(cols),
         ]
         for _, r in group.iterrows():
-            lines.append(
-                "| "
-                + " | ".join(f"{r[c]:.3f}" if isinstance(r[c], float) else str(r[c]) for c in cols)
-                + " |"
-            )
+            lines.append("| " + " | ".join(_cell(c, r[c]) for c in cols) + " |")
         lines.append("")
     (out / "results.md").write_text("\n".join(lines))
     import matplotlib
@@ -220,6 +236,7 @@ def run(
     quick: bool = False,
     out: Path = RESULTS,
     peer_epochs: dict | None = None,
+    command: str = "python bench/run.py",
 ) -> pd.DataFrame:
     torch.set_num_threads(2)
     rows = []
@@ -236,15 +253,27 @@ def run(
             rows.append(
                 run_one(ds, name, train, test, quick, (peer_epochs or {}).get((dname, name)))
             )
-            write_outputs(pd.DataFrame(rows), out, _note(quick))
+            write_outputs(pd.DataFrame(rows), out, _note(quick, command))
     return pd.DataFrame(rows)
 
 
-def _note(quick: bool) -> str:
+def _note(quick: bool, command: str) -> str:
+    import sdmetrics
+
+    try:
+        import ctgan
+
+        peers = f"ctgan {ctgan.__version__}"
+    except ImportError:
+        peers = "ctgan not installed"
+    best = ", ".join(f"{d}: `{spec}`" for d, spec in BEST_SPEC.items())
     return (
         f"Measured {date.today()} on {platform.machine()}, {psutil.cpu_count()} cores, torch "
-        f"{torch.__version__}, ppvae {ppvae.__version__}{' — QUICK MODE (tiny budgets, not results)' if quick else ''}. "
-        "Command: `python bench/run.py" + (" --quick" if quick else "") + "`."
+        f"{torch.__version__}, ppvae {ppvae.__version__}, {peers}, sdmetrics "
+        f"{sdmetrics.__version__}"
+        f"{' — QUICK MODE (tiny budgets, not results)' if quick else ''}. Command: `{command}`. "
+        f"ppvae-best specs ({BEST_SPEC_REASON}): {best}. The `epochs` column gives the epochs "
+        "run (ppvae: early stopping on a validation split) or configured (the others)."
     )
 
 
@@ -256,7 +285,10 @@ def main() -> None:
         "--contenders", nargs="+", default=list(CONTENDERS), choices=list(CONTENDERS)
     )
     parser.add_argument(
-        "--peer-epochs", type=int, default=None, help="epochs for TVAE/CTGAN (default: theirs, 300)"
+        "--tvae-epochs", type=int, default=None, help="epochs for TVAE (default: its own, 300)"
+    )
+    parser.add_argument(
+        "--ctgan-epochs", type=int, default=None, help="epochs for CTGAN (default: its own, 300)"
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -266,12 +298,20 @@ def main() -> None:
         if args.quick and args.contenders == list(CONTENDERS)
         else args.contenders
     )
-    peer = (
-        {(d, c): args.peer_epochs for d in datasets for c in ("tvae", "ctgan")}
-        if args.peer_epochs
-        else None
+    peer = {
+        (d, c): epochs
+        for d in datasets
+        for c, epochs in (("tvae", args.tvae_epochs), ("ctgan", args.ctgan_epochs))
+        if epochs
+    }
+    run(
+        datasets,
+        contenders,
+        args.quick,
+        args.out,
+        peer,
+        " ".join(["python bench/run.py", *sys.argv[1:]]),
     )
-    run(datasets, contenders, args.quick, args.out, peer)
 
 
 if __name__ == "__main__":

@@ -8,10 +8,12 @@ from ppvae.diagnostics import compare, diagnose, fit_seeds, to_inference_data  #
 from ppvae.likelihoods import likelihoods  # noqa: E402
 from ppvae.model import TabularModel, models  # noqa: E402
 from ppvae.persistence import load  # noqa: E402
+from ppvae.registry import SpecError  # noqa: E402
 from ppvae.vae import TabularVAE  # noqa: E402
 
 __all__ = [
     "DataError",
+    "SpecError",
     "TableTransformer",
     "TabularModel",
     "TabularVAE",

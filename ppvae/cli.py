@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from ppvae.data.errors import DataError
 from ppvae.persistence import ModelFormatError, replace_path
@@ -80,10 +81,30 @@ def write_csv(df: pd.DataFrame, path: str, force: bool) -> None:
             os.unlink(tmp)
 
 
+def _yaml_value(text: str, option: str):
+    """A name (``vamp``), number or inline YAML mapping (``{name: mixture, components: 5}``)."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise CLIError(
+            f"{option}: {text!r} is not a name, number or YAML mapping ({exc})"
+        ) from None
+
+
 def _spec_params(args: argparse.Namespace) -> dict:
-    from ppvae.spec import load_spec
+    from ppvae.spec import check_spec_keys, load_spec
 
     params = load_spec(args.spec) if args.spec else {}
+    for key in ("prior", "objective"):
+        text = getattr(args, key, None)
+        if text is not None:
+            params[key] = _yaml_value(text, f"--{key}")
+    for item in getattr(args, "set", None) or ():
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise CLIError(f"--set expects KEY=VALUE (e.g. --set latent_dim=8), got {item!r}")
+        params[key.strip()] = _yaml_value(text, f"--set {key.strip()}")
+    check_spec_keys(params, "command line")
     for key in ("epochs", "seed", "device"):
         value = getattr(args, key, None)
         if value is not None:
@@ -189,6 +210,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data", help="input CSV file")
     p.add_argument("-o", "--output", required=True, help="directory to save the model to")
     p.add_argument("--spec", help="YAML spec file or shipped spec name (see `ppvae specs`)")
+    p.add_argument(
+        "--prior",
+        help="override the spec's prior: a name (vamp) or YAML ('{name: mixture, components: 5}')",
+    )
+    p.add_argument("--objective", help="override the spec's objective: a name or YAML mapping")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override any spec key, e.g. --set latent_dim=8 (repeatable; VALUE is YAML)",
+    )
     p.add_argument("--epochs", type=int, help="override the spec's number of epochs")
     p.add_argument("--seed", type=int, help="random seed")
     p.add_argument("--device", help="cpu or cuda")

@@ -110,3 +110,33 @@ def test_unknown_spec_option(csv, tmp_path, capsys):
         == 2
     )
     assert "unknown prior 'nope'" in capsys.readouterr().err
+
+
+def test_prior_objective_and_set_override_the_spec(csv, tmp_path):
+    import yaml
+
+    out = tmp_path / "m"
+    argv = ["fit", str(csv), "-o", str(out), "--spec", "vamp", "--epochs", "1", "-q"]
+    argv += ["--prior", "{name: mixture, components: 3}", "--objective", "geco"]
+    argv += ["--set", "latent_dim=4", "--set", "hidden=[32, 32]"]
+    assert main(argv) == 0
+    saved = yaml.safe_load((out / "spec.yaml").read_text())
+    assert saved["prior"]["name"] == "mixture" and saved["prior"]["components"] == 3
+    assert saved["objective"] == "geco" or saved["objective"]["name"] == "geco"
+    assert saved["latent_dim"] == 4 and list(saved["hidden"]) == [32, 32]
+
+
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        (["--set", "latent_dims=4"], "unknown option 'latent_dims'; did you mean 'latent_dim'?"),
+        (["--set", "latent_dim"], "--set expects KEY=VALUE"),
+        (["--prior", "{name: [unclosed"], "--prior"),
+        (["--objective", "nope"], "unknown objective 'nope'"),
+    ],
+)
+def test_bad_overrides_are_refused(csv, tmp_path, capsys, option, message):
+    argv = ["fit", str(csv), "-o", str(tmp_path / "m"), "--epochs", "1", "-q", *option]
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()

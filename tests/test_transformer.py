@@ -230,3 +230,14 @@ def test_constant_column_and_single_row_fit_and_sample():
     assert (synth["const"] == 7.0).all() and (synth["c"] == "k").all()
     one = ppvae.TabularVAE(epochs=2, hidden=(8,), latent_dim=2, verbose=False).fit(df.head(1))
     assert one.sample(3, seed=0).shape == (3, 3)
+
+
+def test_known_rows_marks_unseen_levels():
+    train = pd.DataFrame({"c": ["a", "b", "a", "b"], "x": [1.5, 2.25, 3.75, 4.5]})
+    test = pd.DataFrame({"c": ["a", "z", None, "b"], "x": [1.5, 2.0, 3.0, 9.25]})
+    tr = TableTransformer().fit(train)
+    known = tr.known_rows(test)
+    assert known.tolist() == [True, False, False, True]  # NaN was never seen in "c"
+    tr.transform(test[known])
+    with pytest.raises(DataError, match="known_rows"):
+        tr.transform(test)

@@ -178,3 +178,14 @@ def test_custom_model_plugs_in(adult_small, tmp_path):
     assert set(synth["income"]) <= set(adult_small["income"])
     loaded = ppvae.load(vae.save(tmp_path / "cvae"))
     pd.testing.assert_frame_equal(loaded.sample(100, seed=1), vae.sample(100, seed=1))
+
+
+def test_sample_with_a_condition_decodes_the_given_codes(fitted):
+    far = torch.full((300, 4), 3.0)
+    near = torch.zeros(300, 4)
+    a = fitted.sample(300, seed=0, condition={"z": far})
+    pd.testing.assert_frame_equal(a, fitted.sample(300, seed=0, condition={"z": far}))
+    b = fitted.sample(300, seed=0, condition={"z": near})
+    assert not a.equals(b)
+    with pytest.raises(ValueError, match="must have n = 300 rows"):
+        fitted.sample(300, condition={"z": torch.zeros(5, 4)})

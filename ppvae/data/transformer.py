@@ -190,6 +190,23 @@ class TableTransformer:
                 parts.append(f"unseen column(s) {extra} (drop them: df.drop(columns={extra}))")
             raise DataError(f"the table does not match the fitted one: {'; '.join(parts)}")
 
+    def known_rows(self, df: pd.DataFrame) -> pd.Series:
+        """True for the rows of ``df`` whose categorical values were all seen when fitting.
+
+        ``transform`` refuses an unseen level (the model gives it zero probability); use
+        ``df[transformer.known_rows(df)]`` to score held-out rows, e.g. with
+        ``TabularVAE.log_likelihood``.
+        """
+        if not hasattr(self, "schema_"):
+            raise RuntimeError("TableTransformer is not fitted: call fit(df) first")
+        self._check_columns(df)
+        data = self.prepare(df)
+        known = np.ones(len(data), dtype=bool)
+        for col, t in zip(self.schema_.columns, self.transforms_):
+            if isinstance(t, CategoricalCodes):
+                known &= t.known(self._values(col, data[col.name]))
+        return pd.Series(known, index=df.index, name="known")
+
     def transform(self, df: pd.DataFrame) -> TensorTable:
         """Slot tensors of ``df`` (same columns as the fitted table, in any order)."""
         if not hasattr(self, "schema_"):
@@ -207,7 +224,8 @@ class TableTransformer:
                     shown = [v for v in unseen[:5]]
                     raise DataError(
                         f"column {col.name!r} has value(s) not seen when fitting: {shown}"
-                        f"{' ...' if len(unseen) > 5 else ''}; map them to known levels or refit"
+                        f"{' ...' if len(unseen) > 5 else ''}; map them to known levels, refit, or "
+                        "keep the known rows: df[transformer.known_rows(df)]"
                     )
                 cats.append(codes[:, None])
                 cat_masks.append(np.ones((n, 1), dtype=bool))

@@ -211,14 +211,25 @@ class CategoricalCodes(ColumnTransform):
         self.cat_cardinalities = (len(levels) + int(self.has_nan),)
         return self
 
-    def encode(self, values: np.ndarray) -> tuple[np.ndarray, list[Any]]:
-        """Codes ``[n]`` and the list of values that are not known levels."""
+    def _lookup(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Level indices (-1: unknown), the missing mask and the known mask, each ``[n]``."""
         import pandas as pd
 
         codes = pd.Index(self.levels, dtype=object).get_indexer(pd.Index(values, dtype=object))
         missing = _isna(values)
-        bad = (codes < 0) & (~missing | (missing & (not self.has_nan)))
-        unseen = list(pd.unique(values[bad]))
+        known = np.where(missing, self.has_nan, codes >= 0)
+        return codes, missing, known
+
+    def known(self, values: np.ndarray) -> np.ndarray:
+        """True where a value is a level seen when fitting (or NaN, if NaN was seen) ``[n]``."""
+        return self._lookup(values)[2]
+
+    def encode(self, values: np.ndarray) -> tuple[np.ndarray, list[Any]]:
+        """Codes ``[n]`` and the list of values that are not known levels."""
+        import pandas as pd
+
+        codes, missing, known = self._lookup(values)
+        unseen = list(pd.unique(values[~known]))
         codes = np.where(missing, len(self.levels), np.maximum(codes, 0)).astype(np.int64)
         return codes, unseen
 

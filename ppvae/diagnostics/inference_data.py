@@ -22,8 +22,8 @@ nanoseconds since the epoch.
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
-import arviz as az
 import numpy as np
 import pandas as pd
 import pyro
@@ -32,6 +32,9 @@ from pyro import poutine
 
 from ppvae.data.transforms import CategoricalCodes
 from ppvae.likelihoods import slot_log_prob
+
+if TYPE_CHECKING:
+    import arviz as az
 
 
 def _column_arrays(vae, df: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -64,6 +67,8 @@ def to_inference_data(
     vae, df: pd.DataFrame, num_samples: int = 20, seed: int = 0
 ) -> az.InferenceData:
     """``InferenceData`` of ``vae`` on the rows of ``df`` (pass a subsample for big tables)."""
+    import arviz as az
+
     vae._check_fitted()
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
         raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")

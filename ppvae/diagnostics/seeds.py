@@ -20,7 +20,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import arviz as az
 import numpy as np
 import pandas as pd
 
@@ -73,6 +72,8 @@ class Comparison:
 
 def _chains_stats(chains: np.ndarray) -> tuple[float, float]:
     """R-hat and bulk ESS of an array [chain, draw]."""
+    import arviz as az  # imported on use: importing arviz is slow and chatty
+
     return float(az.rhat(chains)), float(az.ess(chains))
 
 
@@ -84,8 +85,14 @@ def compare(
     max_rows: int = 1000,
     seed: int = 0,
 ) -> Comparison:
-    """Score every seed (module docstring); ``holdout`` defaults to a subsample of ``df``."""
+    """Score every seed (module docstring); ``holdout`` defaults to a subsample of ``df``.
+
+    Held-out rows with a category level unseen in training are left out of the likelihood
+    (the model gives such a level zero probability)."""
     eval_rows = holdout if holdout is not None else df
+    eval_rows = eval_rows[fits.models[0].transformer_.known_rows(eval_rows)]
+    if eval_rows.empty:
+        raise ValueError("no held-out row has only category levels seen in training")
     eval_rows = eval_rows.sample(min(max_rows, len(eval_rows)), random_state=seed)
     real = fits.models[0].transformer_.prepare(df)
     rows, ll_chains, marg_chains, pair_chains = [], [], [], []
