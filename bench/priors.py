@@ -38,6 +38,7 @@ from ppvae.diagnostics.latent import encode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from metrics import quality, seen_levels_only  # noqa: E402
+from results_table import merge  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -130,13 +131,10 @@ def main() -> None:
             rows.append(run_one(dataset, spec, train, test, args.epochs, args.particles, args.seed))
             print(rows[-1], flush=True)
     results = pd.DataFrame(rows)
-    if args.update and (OUT / "priors.csv").is_file():
-        old = pd.read_csv(OUT / "priors.csv")
-        keys = set(zip(results["dataset"], results["prior"]))
-        old = old[[k not in keys for k in zip(old["dataset"], old["prior"])]]
-        results = pd.concat([old, results], ignore_index=True)
-        order = {name: i for i, name in enumerate(("standard_normal", *SPECS[1:]))}
-        results = results.sort_values(["dataset", "prior"], key=lambda c: c.map(order).fillna(c))
+    if args.update:
+        names = ["standard_normal" if spec == "default" else spec for spec in SPECS]
+        order = {"dataset": list(MISSING), "prior": names}
+        results = merge(OUT / "priors.csv", results, ["dataset", "prior"], order)
     OUT.mkdir(parents=True, exist_ok=True)
     results.to_csv(OUT / "priors.csv", index=False)
     text = to_markdown(results, args)

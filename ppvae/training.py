@@ -5,8 +5,12 @@ model/guide pair (a Pyro ELBO-style call) and takes one Adam step over every par
 pair registers with Pyro (found once by tracing the first step with
 ``poutine.trace(param_only=True)``, exactly as :class:`pyro.infer.SVI` does, but with one
 optimizer for all parameters instead of one per parameter). After each epoch the plain
-ELBO on the held-out rows gives an honest validation loss; training stops when it has not
-improved for ``patience`` epochs and the best parameters are restored.
+ELBO on the held-out rows gives an honest validation loss (``val_loss``), and the
+objective's own loss on them (``val_objective``: a beta-VAE's weighted bound, GECO's
+Lagrangian) is what early stopping monitors: training stops when it has not improved for
+``patience`` epochs and the best parameters are restored. While the objective is not yet
+settled (an annealing schedule still rising, GECO warming up or its constraint unmet), no
+epoch counts as best or as bad, so a schedule always runs its course.
 """
 
 from __future__ import annotations
@@ -80,6 +84,17 @@ def validation_loss(module: torch.nn.Module, data: TensorTable, chunk: int = 819
     return total / max(len(data), 1)
 
 
+def _objective_on(
+    objective: Objective, module: torch.nn.Module, data: TensorTable, chunk: int = 8192
+) -> float:
+    """The objective's validation loss per row of ``data``, its metrics left as they were."""
+    metrics, total = dict(objective.metrics), 0.0
+    for start in range(0, len(data), chunk):
+        total += objective.validation_loss(module.model, module.guide, data[start : start + chunk])
+    objective.metrics = metrics
+    return total / max(len(data), 1)
+
+
 def train(
     module: torch.nn.Module,
     objective: Objective,
@@ -134,11 +149,14 @@ def train(
             if val_data is not None and len(val_data):
                 module.eval()
                 row["val_loss"] = validation_loss(module, val_data)
+                row["val_objective"] = _objective_on(objective, module, val_data)
                 module.train()
             epochs_rows.append(row)
-            monitored = row.get("val_loss", train_loss)
+            monitored = row.get("val_objective", train_loss)
             bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k != "epoch"})
-            if monitored < best - 1e-4 * abs(best if math.isfinite(best) else 1.0):
+            if not objective.settled:
+                best, best_state, bad_epochs = math.inf, None, 0
+            elif monitored < best - 1e-4 * abs(best if math.isfinite(best) else 1.0):
                 best, best_epoch, bad_epochs = monitored, epoch, 0
                 best_state = copy.deepcopy(module.state_dict())
             else:

@@ -257,3 +257,56 @@ def test_shipped_objective_specs_fit(spec, adult_small):
     vae.fit(adult_small)
     assert math.isfinite(vae.history_["val_loss"].iloc[-1])
     assert isinstance(vae.sample(10, seed=0), pd.DataFrame)
+
+
+@pytest.mark.parametrize(
+    "spec, first_settled_step",
+    [
+        ({"name": "anneal", "schedule": "linear", "warmup_fraction": 0.3}, 30),
+        ({"name": "anneal", "schedule": "cyclical", "cycles": 4, "ratio": 0.5}, 88),
+        ({"name": "beta", "beta": 2.0}, 0),
+    ],
+)
+def test_settled_from_the_last_rise_of_the_schedule(spec, first_settled_step):
+    objective = objectives.build(spec)
+    settled = []
+    for step in range(100):
+        objective.set_progress(step, 100)
+        settled.append(objective.settled)
+    assert settled.index(True) == first_settled_step and all(settled[first_settled_step:])
+
+
+def test_early_stopping_waits_for_a_settled_objective():
+    """patience=1 would stop a plain ELBO fit early; a linear warm-up over the whole run
+    keeps it going to the last epoch, and the validation objective is logged."""
+    data, val = sample_data(256), sample_data(64)
+
+    def fit(objective):
+        return train(
+            LinearGaussian(),
+            objective,
+            data,
+            val,
+            epochs=12,
+            batch_size=64,
+            lr=0.5,
+            patience=1,
+            generator=torch.Generator().manual_seed(0),
+            verbose=False,
+        )
+
+    assert len(fit(objectives.build("elbo")).history) < 12
+    annealed = fit(
+        objectives.build({"name": "anneal", "schedule": "linear", "warmup_fraction": 1.0})
+    )
+    assert len(annealed.history) == 12
+    assert {"val_loss", "val_objective"} <= set(annealed.history.columns)
+
+
+def test_geco_is_settled_only_when_its_constraint_is_met():
+    geco = objectives.build({"name": "geco", "tolerance": 10.0})
+    assert not geco.settled  # no moving average yet
+    geco.c_ma = 10.1
+    assert geco.settled  # within 2 %
+    geco.c_ma = 11.0
+    assert not geco.settled

@@ -56,6 +56,18 @@ class Objective:
         """Told by the trainer before each optimisation step (0-based ``step``)."""
         self.step, self.total_steps = int(step), max(int(total_steps), 1)
 
+    @property
+    def settled(self) -> bool:
+        """True once the objective no longer changes from step to step (a schedule has run
+        its course, GECO's warm-up is over and its constraint met). Early stopping acts, and
+        the best parameters are tracked, only while the objective is settled."""
+        return True
+
+    def validation_loss(self, model: Callable, guide: Callable, data: Any) -> float:
+        """The criterion early stopping monitors on held-out rows: this objective's own loss
+        (summed over rows), so a beta-VAE is stopped on its beta-weighted bound."""
+        return self.loss(model, guide, data)
+
     # -- Pyro ELBO interface -------------------------------------------------------
     def differentiable_loss(
         self, model: Callable, guide: Callable, *args, **kwargs

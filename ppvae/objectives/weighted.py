@@ -116,6 +116,14 @@ class AnnealedELBO(WeightedELBO):
         self.schedule, self.cycles, self.ratio = schedule, cycles, float(ratio)
         self.beta_max, self.warmup_fraction = float(beta_max), float(warmup_fraction)
 
+    @property
+    def settled(self) -> bool:
+        """From the step the weight reaches ``beta_max`` for the last time on."""
+        total = self.total_steps
+        if self.schedule == "linear":
+            return self.step >= self.warmup_fraction * total
+        return self.step >= total * (self.cycles - 1 + self.ratio) / self.cycles
+
     def current_weight(self) -> float:
         return kl_weight(
             self.step,
