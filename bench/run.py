@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from copula import GaussianCopula  # noqa: E402
 from metrics import PeakRSS, detection_auc, ml_efficacy, privacy, quality  # noqa: E402
 from reference_vae import ReferenceVAE  # noqa: E402
+from results_table import merge  # noqa: E402
 
 import ppvae  # noqa: E402
 
@@ -241,9 +242,13 @@ def run(
     out: Path = RESULTS,
     peer_epochs: dict | None = None,
     command: str = "python bench/run.py",
+    update: bool = False,
 ) -> pd.DataFrame:
+    """Fit and score every contender on every dataset; with ``update``, rows already in
+    ``out/results.csv`` for other (dataset, contender) pairs are kept."""
     torch.set_num_threads(2)
     rows = []
+    order = {"dataset": list(DATASETS), "contender": list(CONTENDERS)}
     for dname in datasets:
         ds = DATASETS[dname]
         train, test = load(ds, rows=2000 if quick else None)
@@ -254,14 +259,16 @@ def run(
                 except ImportError:
                     print(f"skipping {name}: pip install ctgan", file=sys.stderr)
                     continue
-            rows.append(
-                run_one(ds, name, train, test, quick, (peer_epochs or {}).get((dname, name)))
-            )
-            write_outputs(pd.DataFrame(rows), out, _note(quick, command))
+            row = run_one(ds, name, train, test, quick, (peer_epochs or {}).get((dname, name)))
+            rows.append({**row, "command": command, "measured": str(date.today())})
+            results = pd.DataFrame(rows)
+            if update:
+                results = merge(out / "results.csv", results, ["dataset", "contender"], order)
+            write_outputs(results, out, _note(quick, results["command"].unique()))
     return pd.DataFrame(rows)
 
 
-def _note(quick: bool, command: str) -> str:
+def _note(quick: bool, commands) -> str:
     import sdmetrics
 
     try:
@@ -275,7 +282,9 @@ def _note(quick: bool, command: str) -> str:
         f"Measured {date.today()} on {platform.machine()}, {psutil.cpu_count()} cores, torch "
         f"{torch.__version__}, ppvae {ppvae.__version__}, {peers}, sdmetrics "
         f"{sdmetrics.__version__}"
-        f"{' — QUICK MODE (tiny budgets, not results)' if quick else ''}. Command: `{command}`. "
+        f"{' — QUICK MODE (tiny budgets, not results)' if quick else ''}. Commands: "
+        + "; ".join(f"`{c}`" for c in commands if isinstance(c, str))
+        + ". "
         f"ppvae-best specs ({BEST_SPEC_REASON}): {best}. The `epochs` column gives the epochs "
         "run (ppvae: early stopping on a validation split) or configured (the others)."
     )
@@ -295,6 +304,11 @@ def main() -> None:
         "--ctgan-epochs", type=int, default=None, help="epochs for CTGAN (default: its own, 300)"
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        help="keep the rows of an existing results.csv for the datasets/contenders not run",
+    )
     args = parser.parse_args()
     datasets = args.datasets or (["adult"] if args.quick else list(DATASETS))
     contenders = (
@@ -315,6 +329,7 @@ def main() -> None:
         args.out,
         peer,
         " ".join(["python bench/run.py", *sys.argv[1:]]),
+        args.update,
     )
 
 

@@ -149,7 +149,11 @@ def train(
             if val_data is not None and len(val_data):
                 module.eval()
                 row["val_loss"] = validation_loss(module, val_data)
-                row["val_objective"] = _objective_on(objective, module, val_data)
+                row["val_objective"] = (
+                    row["val_loss"]
+                    if objective.validation_is_elbo
+                    else _objective_on(objective, module, val_data)
+                )
                 module.train()
             epochs_rows.append(row)
             monitored = row.get("val_objective", train_loss)

@@ -126,12 +126,9 @@ def test_missing_markers_become_nan_and_numeric_columns_stay_numeric():
     assert back["b"].isna().sum() == 10
 
 
-def test_adult_is_fast_and_exact(adult):
-    import time
-
-    start = time.perf_counter()
+def test_adult_round_trip_is_exact(adult):
+    """(Transform speed is measured by bench/speed.py, not here.)"""
     tr = TableTransformer(missing_values=["?"]).fit(adult)
-    assert time.perf_counter() - start < 5  # ~0.35 s measured on an idle core
     back = tr.inverse_transform(tr.transform(adult))
     for col in adult.columns:
         if adult[col].dtype == object:

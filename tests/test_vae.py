@@ -60,13 +60,13 @@ def test_same_seed_same_fit(adult_small):
     pd.testing.assert_frame_equal(a, b)
 
 
-def test_sample_is_fast(fitted):
-    import time
-
-    start = time.perf_counter()
+def test_large_samples_are_chunked_and_complete(fitted, adult_small):
+    """100,000 rows span several sampling chunks; every row is decoded and in range.
+    (Sampling speed is measured by bench/speed.py, not here.)"""
     out = fitted.sample(100_000, seed=0)
     assert len(out) == 100_000
-    assert time.perf_counter() - start < 5.0  # generous for a loaded CI core; ~0.5 s idle
+    assert out["age"].between(adult_small["age"].min(), adult_small["age"].max()).all()
+    assert out["income"].notna().all()
 
 
 @pytest.mark.parametrize("n", [0, -3, 2.5, "10", True])

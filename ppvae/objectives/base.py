@@ -56,6 +56,9 @@ class Objective:
         """Told by the trainer before each optimisation step (0-based ``step``)."""
         self.step, self.total_steps = int(step), max(int(total_steps), 1)
 
+    #: Its validation loss is the plain ELBO, which the trainer computes anyway (no rerun).
+    validation_is_elbo: bool = False
+
     @property
     def settled(self) -> bool:
         """True once the objective no longer changes from step to step (a schedule has run

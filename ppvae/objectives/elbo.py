@@ -19,6 +19,8 @@ from ppvae.objectives.terms import elbo_terms
 class ELBO(Objective):
     """The plain ELBO. ``analytic_kl=False`` forces the Monte Carlo KL estimate."""
 
+    validation_is_elbo = True
+
     def __init__(self, num_particles: int = 1, analytic_kl: bool = True):
         super().__init__()
         if int(num_particles) < 1:
