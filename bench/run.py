@@ -264,11 +264,13 @@ def run(
             results = pd.DataFrame(rows)
             if update:
                 results = merge(out / "results.csv", results, ["dataset", "contender"], order)
-            write_outputs(results, out, _note(quick, results["command"].unique()))
+            write_outputs(
+                results, out, _note(quick, results["command"].unique(), results["measured"])
+            )
     return pd.DataFrame(rows)
 
 
-def _note(quick: bool, commands) -> str:
+def _note(quick: bool, commands, measured: pd.Series) -> str:
     import sdmetrics
 
     try:
@@ -278,8 +280,10 @@ def _note(quick: bool, commands) -> str:
     except ImportError:
         peers = "ctgan not installed"
     best = ", ".join(f"{d}: `{spec}`" for d, spec in BEST_SPEC.items())
+    first, last = measured.astype(str).min(), measured.astype(str).max()
+    when = first if first == last else f"{first} to {last} (the CSV's `measured` column)"
     return (
-        f"Measured {date.today()} on {platform.machine()}, {psutil.cpu_count()} cores, torch "
+        f"Measured {when} on {platform.machine()}, {psutil.cpu_count()} cores, torch "
         f"{torch.__version__}, ppvae {ppvae.__version__}, {peers}, sdmetrics "
         f"{sdmetrics.__version__}"
         f"{' — QUICK MODE (tiny budgets, not results)' if quick else ''}. Commands: "
