@@ -89,7 +89,8 @@ table = pd.DataFrame(
     {
         name: {
             "hole fraction": r.holes.hole_fraction,
-            "KL(q(z) || p(z))": r.holes.kl_aggregate_prior,
+            "KL(q(z) || p(z)), low": r.holes.kl_aggregate_prior,
+            "KL(q(z) || p(z)), high": r.holes.kl_aggregate_prior_upper,
             "MMD": r.holes.mmd,
             "active subspace": r.collapse.active_subspace,
             "I(x; z) (nats)": r.collapse.mutual_information,
