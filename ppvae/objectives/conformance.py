@@ -8,7 +8,8 @@ It runs the objective on a small linear-Gaussian model/guide pair written in pla
 
 1. it is a :class:`pyro.infer.ELBO`; ``differentiable_loss`` is a finite scalar and
    ``loss_and_grads`` fills every parameter's gradient with finite values;
-2. ``metrics`` is a dict of floats after a step (possibly empty) and ``after_step()`` runs;
+2. ``metrics`` is a dict of floats after a step (possibly empty); ``loss_and_grads`` leaves
+   ``state_dict()`` unchanged (state changes only in ``after_step()``, which runs);
 3. ``config()`` rebuilds an equal objective through the registry, and ``state_dict`` is
    JSON-able and round-trips;
 4. :class:`pyro.infer.SVI` with ``loss=objective`` takes steps with finite losses and
@@ -142,7 +143,11 @@ def _check_objective(factory: Callable[..., Objective], num_draws: int) -> None:
     assert loss.dim() == 0 and torch.isfinite(loss), (
         f"{name}: the loss must be a finite scalar, got {loss}"
     )
+    state_before = json.dumps(objective.state_dict(), sort_keys=True)
     value = objective.loss_and_grads(pair.model, pair.guide, data)
+    assert json.dumps(objective.state_dict(), sort_keys=True) == state_before, (
+        f"{name}: loss_and_grads changed the objective's state; update it in after_step()"
+    )
     assert isinstance(value, float), f"{name}: loss_and_grads must return a float"
     for pname, p in pair.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all(), (
