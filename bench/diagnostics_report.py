@@ -26,9 +26,11 @@ import torch
 
 import ppvae
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "adult.csv"
-OUT = ROOT / "bench" / "results"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tables import RESULTS as OUT  # noqa: E402
+from tables import load, path, ppvae_options, setup  # noqa: E402
+
+DATA = path("adult")
 
 
 def main() -> None:
@@ -36,12 +38,12 @@ def main() -> None:
     parser.add_argument("--best", default="aggregate", help="the best prior's shipped spec")
     parser.add_argument("--epochs", type=int, default=None)
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    setup()
     work = Path(tempfile.mkdtemp(prefix="ppvae-diagnostics-"))
-    overrides = {"missing_values": ["?"], "verbose": False}
+    overrides = ppvae_options("adult")
     if args.epochs:
         overrides["epochs"] = args.epochs
-    df = pd.read_csv(DATA)
+    df = load("adult")
     headlines, seconds = {}, {}
     figures = OUT / "diagnostics"
     shutil.rmtree(figures, ignore_errors=True)

@@ -19,17 +19,14 @@ import time
 from datetime import date
 from pathlib import Path
 
-import pandas as pd
 import torch
 
 import ppvae
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from metrics import exact_copy_rate, quality  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "adult.csv"
-OUT = ROOT / "bench" / "results"
+from tables import RESULTS as OUT  # noqa: E402
+from tables import load, ppvae_options, setup, split  # noqa: E402
 
 
 def main() -> None:
@@ -37,9 +34,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    torch.set_num_threads(2)
-    df = pd.read_csv(DATA)
-    overrides = {"missing_values": ["?"], "seed": args.seed, "verbose": False}
+    setup()
+    df = load("adult")
+    overrides = ppvae_options("adult", seed=args.seed)
     if args.epochs:
         overrides["epochs"] = args.epochs
     start = time.perf_counter()
@@ -49,8 +46,7 @@ def main() -> None:
     synth = vae.sample(len(df), seed=args.seed)
     sample_s = time.perf_counter() - start
     scores = quality(df, synth)
-    train = df.sample(frac=0.8, random_state=0)
-    holdout = df.drop(train.index)
+    train, holdout = split(df)
     split_vae = ppvae.TabularVAE.from_spec("default", **overrides).fit(train)
     result = {
         **scores,

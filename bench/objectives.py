@@ -35,17 +35,16 @@ from ppvae.diagnostics.collapse import collapse
 from ppvae.diagnostics.latent import encode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from metrics import quality, seen_levels_only  # noqa: E402
+from metrics import quality  # noqa: E402
 from results_table import merge  # noqa: E402
+from tables import RESULTS as OUT  # noqa: E402
+from tables import load, ppvae_options, setup, split  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "adult.csv"
-OUT = ROOT / "bench" / "results"
 SPECS = ("default", "beta", "anneal", "free_bits", "geco", "iwae")
 
 
 def run_one(spec: str, train: pd.DataFrame, test: pd.DataFrame, args) -> dict[str, object]:
-    overrides: dict[str, object] = {"missing_values": ["?"], "seed": args.seed, "verbose": False}
+    overrides: dict[str, object] = ppvae_options("adult", seed=args.seed)
     if args.epochs:
         overrides["epochs"] = args.epochs
     start = time.perf_counter()
@@ -127,10 +126,8 @@ def main() -> None:
         help="replace only the measured objectives' rows of an existing objectives.csv",
     )
     args = parser.parse_args()
-    torch.set_num_threads(2)
-    df = pd.read_csv(DATA)
-    train = df.sample(frac=0.8, random_state=0)
-    test = seen_levels_only(df.drop(train.index), train)
+    setup()
+    train, test = split(load("adult"), seen_levels=True)
     rows = []
     for spec in args.objectives:
         rows.append(run_one(spec, train, test, args))

@@ -37,14 +37,13 @@ from ppvae.diagnostics.holes import holes
 from ppvae.diagnostics.latent import encode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from metrics import quality, seen_levels_only  # noqa: E402
+from metrics import quality  # noqa: E402
 from results_table import merge  # noqa: E402
+from tables import RESULTS as OUT  # noqa: E402
+from tables import load, ppvae_options, setup, split  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
-OUT = ROOT / "bench" / "results"
 SPECS = ("default", "mixture", "vamp", "flow", "aggregate")
-MISSING = {"adult": ["?"], "shoppers": []}
+BENCHED = ("adult", "shoppers")
 
 
 def run_one(
@@ -56,11 +55,7 @@ def run_one(
     particles: int,
     seed: int,
 ) -> dict[str, object]:
-    overrides: dict[str, object] = {
-        "missing_values": MISSING[dataset],
-        "seed": seed,
-        "verbose": False,
-    }
+    overrides: dict[str, object] = ppvae_options(dataset, seed=seed)
     if epochs:
         overrides["epochs"] = epochs
     start = time.perf_counter()
@@ -111,7 +106,7 @@ def to_markdown(results: pd.DataFrame, args: argparse.Namespace) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=None, help="cap on epochs per fit")
-    parser.add_argument("--datasets", nargs="+", default=list(MISSING), choices=list(MISSING))
+    parser.add_argument("--datasets", nargs="+", default=list(BENCHED), choices=list(BENCHED))
     parser.add_argument("--priors", nargs="+", default=list(SPECS), choices=list(SPECS))
     parser.add_argument("--particles", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
@@ -121,19 +116,17 @@ def main() -> None:
         help="replace only the measured (dataset, prior) rows of an existing priors.csv",
     )
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    setup()
     rows = []
     for dataset in args.datasets:
-        df = pd.read_csv(DATA / f"{dataset}.csv")
-        train = df.sample(frac=0.8, random_state=0)
-        test = seen_levels_only(df.drop(train.index), train)
+        train, test = split(load(dataset), seen_levels=True)
         for spec in args.priors:
             rows.append(run_one(dataset, spec, train, test, args.epochs, args.particles, args.seed))
             print(rows[-1], flush=True)
     results = pd.DataFrame(rows)
     if args.update:
         names = ["standard_normal" if spec == "default" else spec for spec in SPECS]
-        order = {"dataset": list(MISSING), "prior": names}
+        order = {"dataset": list(BENCHED), "prior": names}
         results = merge(OUT / "priors.csv", results, ["dataset", "prior"], order)
     OUT.mkdir(parents=True, exist_ok=True)
     results.to_csv(OUT / "priors.csv", index=False)

@@ -19,7 +19,6 @@ import platform
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -32,28 +31,13 @@ from copula import GaussianCopula  # noqa: E402
 from metrics import PeakRSS, detection_auc, ml_efficacy, privacy, quality  # noqa: E402
 from reference_vae import ReferenceVAE  # noqa: E402
 from results_table import merge  # noqa: E402
+from tables import DATASETS, RESULTS, Dataset, load, setup, split  # noqa: E402
 
 import ppvae  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
-RESULTS = ROOT / "bench" / "results"
 
 
-@dataclass
-class Dataset:
-    name: str
-    target: str
-    task: str  # "binary" or "regression"
-    missing_values: tuple = ()
-
-
-DATASETS = {
-    "adult": Dataset("adult", "income", "binary", ("?",)),
-    "default": Dataset("default", "label", "binary"),
-    "shoppers": Dataset("shoppers", "Revenue", "binary"),
-    "diamonds": Dataset("diamonds", "price", "regression"),
-}
 BEST_SPEC = {
     "adult": "mixture",
     "default": "mixture",
@@ -66,18 +50,6 @@ BEST_SPEC_REASON = (
     "best held-out log-likelihood on both benched tables"
 )
 CONTENDERS = ("ppvae-default", "ppvae-best", "tvae", "ctgan", "copula", "torch-vae")
-
-
-def load(ds: Dataset, rows: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    df = pd.read_csv(SHARED / f"{ds.name}.csv")
-    if ds.missing_values:
-        for c in df.columns:
-            if df[c].dtype == object:
-                df[c] = df[c].mask(df[c].isin(ds.missing_values))
-    if rows:
-        df = df.sample(min(rows, len(df)), random_state=0).reset_index(drop=True)
-    train = df.sample(frac=0.8, random_state=0)
-    return train.reset_index(drop=True), df.drop(train.index).reset_index(drop=True)
 
 
 # -- contenders: each returns (fit(df) -> sampler object with .sample(n)) ------------------
@@ -246,12 +218,12 @@ def run(
 ) -> pd.DataFrame:
     """Fit and score every contender on every dataset; with ``update``, rows already in
     ``out/results.csv`` for other (dataset, contender) pairs are kept."""
-    torch.set_num_threads(2)
+    setup()
     rows = []
     order = {"dataset": list(DATASETS), "contender": list(CONTENDERS)}
     for dname in datasets:
         ds = DATASETS[dname]
-        train, test = load(ds, rows=2000 if quick else None)
+        train, test = split(load(dname, rows=2000 if quick else None, markers_as_nan=True))
         for name in contenders:
             if name in ("tvae", "ctgan"):
                 try:

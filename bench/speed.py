@@ -1,8 +1,11 @@
 """Speed of ppvae's SVI training against the plain-PyTorch reference of the same network,
-measured side by side in one run, on Adult; plus transform fit time against TVAE's
+measured side by side in one run, on Adult, with Pyro validation on (ppvae's default) and
+off (``pyro.enable_validation(False)``); plus transform fit time against TVAE's
 DataTransformer, and scaling of time per epoch and peak memory with the number of rows.
 
     python bench/speed.py [--epochs 6] [--no-scaling]
+
+``--no-scaling`` keeps the scaling rows of the last full run (bench/results/scaling.csv).
 
 Writes bench/results/speed.md and speed.csv.
 """
@@ -25,49 +28,60 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from metrics import PeakRSS  # noqa: E402
 from reference_vae import ReferenceVAE  # noqa: E402
+from tables import RESULTS as OUT  # noqa: E402
+from tables import load, missing_values, setup  # noqa: E402
 
 import ppvae  # noqa: E402
 from ppvae.objectives import ELBO  # noqa: E402
 from ppvae.training import train  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "adult.csv"
-OUT = ROOT / "bench" / "results"
+MARKERS = missing_values("adult")
 
 
 def per_epoch_ratio(df: pd.DataFrame, epochs: int) -> dict[str, float]:
-    """Alternate one ppvae epoch and one reference epoch on the same batches; median times."""
-    ref = ReferenceVAE(epochs=0, missing_values=["?"]).fit(df)
-    vae = ppvae.TabularVAE(epochs=1, missing_values=["?"], verbose=False, val_fraction=0.0)
+    """Alternate one ppvae epoch with Pyro validation on, one with it off and one reference
+    epoch, on the same batches from the same start; median times."""
+    ref = ReferenceVAE(epochs=0, missing_values=MARKERS).fit(df)
+    vae = ppvae.TabularVAE(epochs=1, missing_values=MARKERS, verbose=False, val_fraction=0.0)
     vae.fit(df.head(50))  # warm-up and access to the module builder
-    module = vae._build_module(ref.layout_)
-    module.encoder.load_state_dict(ref.encoder_.state_dict())
-    module.decoder.load_state_dict(ref.decoder_.state_dict())
-    gen = torch.Generator().manual_seed(0)
-    ppvae_times, ref_times = [], []
+    modules, generators, times = {}, {}, {"on": [], "off": [], "reference": []}
+    for arm in ("on", "off"):
+        modules[arm] = vae._build_module(ref.layout_)
+        modules[arm].encoder.load_state_dict(ref.encoder_.state_dict())
+        modules[arm].decoder.load_state_dict(ref.decoder_.state_dict())
+        generators[arm] = torch.Generator().manual_seed(0)
     for _ in range(epochs):
-        start = time.perf_counter()
-        train(
-            module,
-            ELBO(),
-            ref.data_,
-            None,
-            epochs=1,
-            batch_size=500,
-            lr=1e-3,
-            patience=None,
-            generator=gen,
-            verbose=False,
-        )
-        ppvae_times.append(time.perf_counter() - start)
-        ref_times.append(ref.run_epoch())
-    p, r = statistics.median(ppvae_times), statistics.median(ref_times)
-    return {"ppvae_epoch_s": p, "reference_epoch_s": r, "ratio": p / r}
+        for arm in ("on", "off"):
+            start = time.perf_counter()
+            train(
+                modules[arm],
+                ELBO(),
+                ref.data_,
+                None,
+                epochs=1,
+                batch_size=500,
+                lr=1e-3,
+                patience=None,
+                generator=generators[arm],
+                verbose=False,
+                validate=arm == "on",
+            )
+            times[arm].append(time.perf_counter() - start)
+        times["reference"].append(ref.run_epoch())
+    on, off, r = (statistics.median(times[k]) for k in ("on", "off", "reference"))
+    return {
+        "ppvae_epoch_s": on,
+        "ppvae_no_validation_epoch_s": off,
+        "reference_epoch_s": r,
+        "ratio": on / r,
+        "ratio_no_validation": off / r,
+        "validation_cost": on / off - 1,
+    }
 
 
 def transform_times(df: pd.DataFrame) -> dict[str, float]:
     start = time.perf_counter()
-    ppvae.TableTransformer(missing_values=["?"]).fit(df)
+    ppvae.TableTransformer(missing_values=MARKERS).fit(df)
     ours = time.perf_counter() - start
     try:
         from ctgan.data_transformer import DataTransformer
@@ -86,7 +100,7 @@ def transform_times(df: pd.DataFrame) -> dict[str, float]:
 
 def sample_time(df: pd.DataFrame, n: int = 100_000) -> dict[str, float]:
     """Seconds to draw ``n`` rows from a (briefly) fitted default model."""
-    vae = ppvae.TabularVAE(epochs=2, missing_values=["?"], verbose=False).fit(df)
+    vae = ppvae.TabularVAE(epochs=2, missing_values=MARKERS, verbose=False).fit(df)
     vae.sample(1000, seed=0)  # warm-up
     start = time.perf_counter()
     vae.sample(n, seed=0)
@@ -115,7 +129,7 @@ def scaling(df: pd.DataFrame, sizes=(10_000, 100_000, 1_000_000)) -> list[dict[s
         gc.collect()
         with PeakRSS() as mem:
             vae = ppvae.TabularVAE(
-                epochs=1, missing_values=["?"], verbose=False, patience=None, val_fraction=0.05
+                epochs=1, missing_values=MARKERS, verbose=False, patience=None, val_fraction=0.05
             )
             start = time.perf_counter()
             vae.fit(big)
@@ -138,16 +152,20 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--no-scaling", action="store_true")
     args = parser.parse_args()
-    torch.set_num_threads(2)
-    df = pd.read_csv(DATA)
+    setup()
+    df = load("adult")
     ratio = per_epoch_ratio(df, args.epochs)
+    print(ratio, flush=True)
     transforms = transform_times(df)
     sampling = sample_time(df)
-    scale = [] if args.no_scaling else scaling(df)
     OUT.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame([{**ratio, **transforms, **sampling}]).to_csv(OUT / "speed.csv", index=False)
-    if scale:
+    if args.no_scaling:
+        kept = OUT / "scaling.csv"
+        scale = pd.read_csv(kept).to_dict("records") if kept.is_file() else []
+    else:
+        scale = scaling(df)
         pd.DataFrame(scale).to_csv(OUT / "scaling.csv", index=False)
+    pd.DataFrame([{**ratio, **transforms, **sampling}]).to_csv(OUT / "speed.csv", index=False)
     lines = [
         "# Speed",
         "",
@@ -155,9 +173,15 @@ def main() -> None:
         "",
         "## Per-epoch time on Adult, side by side (median of alternating epochs, same batches)",
         "",
-        "| ppvae SVI (s/epoch) | plain PyTorch (s/epoch) | ratio |",
-        "|---|---|---|",
-        f"| {ratio['ppvae_epoch_s']:.3f} | {ratio['reference_epoch_s']:.3f} | {ratio['ratio']:.3f} |",
+        "| ppvae SVI, Pyro validation on (default) | validation off | plain PyTorch | ratio (on) "
+        "| ratio (off) | cost of validation |",
+        "|---|---|---|---|---|---|",
+        f"| {ratio['ppvae_epoch_s']:.3f} s | {ratio['ppvae_no_validation_epoch_s']:.3f} s "
+        f"| {ratio['reference_epoch_s']:.3f} s | {ratio['ratio']:.3f} "
+        f"| {ratio['ratio_no_validation']:.3f} | {100 * ratio['validation_cost']:+.1f} % |",
+        "",
+        "Validation off: `pyro.enable_validation(False)` before `fit` (ppvae leaves Pyro's "
+        "setting as the caller set it).",
         "",
         "## Fitting the column transforms on Adult",
         "",
@@ -177,7 +201,8 @@ def main() -> None:
     if scale:
         lines += [
             "",
-            "## Scaling (Adult resampled with 1% noise; one epoch, default model)",
+            "## Scaling (Adult resampled with 1% noise; one epoch, default model)"
+            + (" (kept from the last full run)" if args.no_scaling else ""),
             "",
             "| rows | fit s (1 epoch, incl. transforms) | s per 1k rows | peak RSS (GB) |",
             "|---|---|---|---|",

@@ -24,10 +24,8 @@ import ppvae
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from metrics import quality  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "adult.csv"
-OUT = ROOT / "bench" / "results"
+from tables import RESULTS as OUT  # noqa: E402
+from tables import load, ppvae_options, setup  # noqa: E402
 
 
 def fit_tvae(df: pd.DataFrame) -> tuple[float, pd.DataFrame]:
@@ -46,8 +44,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budgets", type=int, nargs="+", default=[3, 5, 10, 20, 40])
     args = parser.parse_args()
-    torch.set_num_threads(2)
-    df = pd.read_csv(DATA)
+    setup()
+    df = load("adult")
     tvae_s, tvae_synth = fit_tvae(df)
     rows = [{"model": "TVAE (defaults)", "epochs": 300, "fit_s": tvae_s, **quality(df, tvae_synth)}]
     print(rows[-1], flush=True)
@@ -55,7 +53,7 @@ def main() -> None:
     reached = None
     for epochs in args.budgets:
         start = time.perf_counter()
-        vae = ppvae.TabularVAE(missing_values=["?"], epochs=epochs, seed=0, verbose=False).fit(df)
+        vae = ppvae.TabularVAE(**ppvae_options("adult", epochs=epochs, seed=0)).fit(df)
         seconds = time.perf_counter() - start
         rows.append(
             {

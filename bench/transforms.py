@@ -30,22 +30,22 @@ from ppvae.diagnostics.ppc import ks_statistic
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from metrics import is_numeric, quality  # noqa: E402
+from tables import RESULTS as OUT  # noqa: E402
+from tables import load, missing_values, setup, split  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
-OUT = ROOT / "bench" / "results"
-MISSING = {"adult": ["?"], "shoppers": []}
+BENCHED = ("adult", "shoppers")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=None)
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    setup()
     rows = []
-    for dataset, markers in MISSING.items():
-        df = pd.read_csv(DATA / f"{dataset}.csv")
-        train = df.sample(frac=0.8, random_state=0)
+    for dataset in BENCHED:
+        df = load(dataset)
+        markers = missing_values(dataset)
+        train, _ = split(df)
         numeric = [c for c in df.columns if is_numeric(df[c]) and df[c].nunique() > 10]
         for encoding in ("quantile", "mode_specific"):
             start = time.perf_counter()

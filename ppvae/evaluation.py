@@ -6,45 +6,53 @@ r"""The importance-weighted estimate of the marginal log-likelihood (Burda et al
 a lower bound on :math:`\log p(x)` in expectation that is never below the ELBO (K = 1) and
 tightens as K grows. The K particles are drawn in one vectorised pass by repeating each row
 K times, so it works for any model/guide pair with a ``"rows"`` plate (no assumption about
-how a model broadcasts extra dims), in chunks of at most ``max_rows`` repeated rows.
+how a model broadcasts extra dims), in chunks of at most ``max_rows`` repeated rows. The
+weights are read from Pyro's traces (:func:`~ppvae.objectives.terms.importance_traces`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
-from pyro import poutine
-from pyro.distributions.util import scale_and_mask
+from pyro.poutine import Trace
 
-from ppvae.data.layout import TensorTable
-from ppvae.objectives.terms import is_random_site, row_dim, to_rows
+from ppvae.objectives.terms import importance_traces, row_dim, to_rows
 
 
-def log_weights(model: Callable, guide: Callable, data: TensorTable) -> torch.Tensor:
-    """``log p(x, z) - log q(z | x)`` per row ``[n]`` for one draw ``z ~ q(z | x)`` per row."""
-    guide_trace = poutine.trace(guide).get_trace(data)
-    model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(data)
+def row_log_weights(model_trace: Trace, guide_trace: Trace) -> torch.Tensor:
+    """``log p(x, z) - log q(z | x)`` per row ``[n]`` of a trace pair (site scales applied)."""
     total = 0.0
     for trace, sign in ((model_trace, 1.0), (guide_trace, -1.0)):
         for site in trace.nodes.values():
-            if not is_random_site(site):
+            if site["type"] != "sample":
                 continue
             if row_dim(site) is None:
                 raise ValueError(
                     f"site {site['name']!r} is outside the 'rows' plate: the per-row importance "
                     "weights of a model with global latent variables are not defined"
                 )
-            lp = scale_and_mask(site["fn"].log_prob(site["value"]), site["scale"], site["mask"])
-            total = total + sign * to_rows(lp, site)
+            total = total + sign * to_rows(site["log_prob"], site)
     return total
+
+
+def repeat_rows(data: Any, k: int) -> Any:
+    """``data`` (anything indexable by a row index, e.g. a TensorTable) with each row
+    repeated ``k`` times in a row: rows ``[0]*k + [1]*k + ...``."""
+    return data[torch.arange(len(data)).repeat_interleave(k)]
+
+
+def log_weights(model: Callable, guide: Callable, data: Any) -> torch.Tensor:
+    """``log p(x, z) - log q(z | x)`` per row ``[n]`` for one draw ``z ~ q(z | x)`` per row."""
+    return row_log_weights(*importance_traces(model, guide, data))
 
 
 def particle_log_weights(
     model: Callable,
     guide: Callable,
-    data: TensorTable,
+    data: Any,
     num_particles: int,
     max_rows: int = 50_000,
 ) -> torch.Tensor:
@@ -56,15 +64,14 @@ def particle_log_weights(
     out = []
     for start in range(0, len(data), rows_per_chunk):
         chunk = data[start : start + rows_per_chunk]
-        index = torch.arange(len(chunk), device=chunk.x_cont.device).repeat_interleave(k)
-        out.append(log_weights(model, guide, chunk[index]).reshape(len(chunk), k))
+        out.append(log_weights(model, guide, repeat_rows(chunk, k)).reshape(len(chunk), k))
     return torch.cat(out)
 
 
 def importance_log_likelihood(
     model: Callable,
     guide: Callable,
-    data: TensorTable,
+    data: Any,
     num_particles: int = 100,
     max_rows: int = 50_000,
 ) -> torch.Tensor:

@@ -8,11 +8,15 @@ filled by a decorator in the style of Pyro's ``@register_kl``::
 
 A registry turns a declarative spec into an object with :meth:`Registry.build`: the spec
 may be a registered name (``"vamp"``), a dict with a ``name`` key and keyword arguments
-(``{"name": "vamp", "components": 64}``) or an instance, which passes through unchanged.
+(``{"name": "vamp", "components": 64}``) or an instance, which passes through unchanged, or
+as a deep copy for a registry made with ``clone_instances=True`` (objectives: a fit never
+changes the instance it was given). ``adapt`` turns a foreign object into an instance first
+(the objectives registry wraps any ``pyro.infer.ELBO``).
 """
 
 from __future__ import annotations
 
+import copy
 import inspect
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
@@ -27,9 +31,18 @@ class SpecError(ValueError):
 class Registry(Generic[T]):
     """A mapping from names to factories (classes or functions) of one extension point."""
 
-    def __init__(self, kind: str, base: type | None = None):
+    def __init__(
+        self,
+        kind: str,
+        base: type | None = None,
+        *,
+        adapt: Callable[[Any], Any] | None = None,
+        clone_instances: bool = False,
+    ):
         self.kind = kind
         self.base = base
+        self.adapt = adapt
+        self.clone_instances = clone_instances
         self._factories: dict[str, Callable[..., T]] = {}
 
     def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
@@ -67,8 +80,10 @@ class Registry(Generic[T]):
         ``context`` holds keyword arguments that the caller supplies (e.g. ``latent_dim``);
         they are passed only to factories whose signature accepts them.
         """
+        if self.adapt is not None:
+            spec = self.adapt(spec)
         if self.base is not None and isinstance(spec, self.base):
-            return spec
+            return copy.deepcopy(spec) if self.clone_instances else spec
         if isinstance(spec, str):
             name, kwargs = spec, {}
         elif isinstance(spec, Mapping):

@@ -1,10 +1,16 @@
 """Stochastic variational inference over minibatches of rows, with early stopping.
 
-Each step draws a minibatch, asks the objective for ``loss_and_grads`` on the
-model/guide pair (a Pyro ELBO-style call) and takes one Adam step over every parameter the
-pair registers with Pyro (found once by tracing the first step with
-``poutine.trace(param_only=True)``, exactly as :class:`pyro.infer.SVI` does, but with one
-optimizer for all parameters instead of one per parameter). After each epoch the plain
+Each step draws a minibatch, asks the objective (a :class:`pyro.infer.ELBO`) for
+``loss_and_grads`` on the model/guide pair, takes one Adam step over the module's own
+parameters (``module.parameters()``: parameters are module-local) plus any ``pyro.param``
+site the pair registers beyond them (found once by a ``poutine.trace(param_only=True)`` of
+the first batch), then calls the objective's ``after_step`` hook (GECO's multiplier update).
+Pyro's global param store is read, never written to or pruned.
+
+Pyro validation (shape, support and NaN checks) is left as the caller set it, on by
+default; turn it off for speed with ``pyro.enable_validation(False)`` (or
+``with pyro.validation_enabled(False): vae.fit(df)``), or pass ``validate=False`` here.
+bench/speed.py measures both. After each epoch the plain
 ELBO on the held-out rows gives an honest validation loss (``val_loss``), and the
 objective's own loss on them (``val_objective``: a beta-VAE's weighted bound, GECO's
 Lagrangian) is what early stopping monitors: training stops when it has not improved for
@@ -18,6 +24,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import pandas as pd
@@ -27,7 +34,7 @@ from pyro import poutine
 from tqdm.auto import tqdm
 
 from ppvae.data.layout import TensorTable
-from ppvae.objectives import ELBO, Objective
+from ppvae.objectives import ELBO, Objective, objectives
 
 
 class TrainingError(RuntimeError):
@@ -43,33 +50,25 @@ class TrainResult:
 
 
 def _trainable_params(module: torch.nn.Module, batch: TensorTable) -> list[torch.Tensor]:
-    """Every parameter the model/guide pair registers with Pyro, as optimisable leaves.
-
-    Found by tracing the plain ELBO (the parameters do not depend on the objective, and a
-    stateful objective such as GECO must not see this extra call). A ``pyro.module`` name
-    left in the global param store by another model (two fits in one session) would shadow
-    this module's parameters; such stale entries are dropped first.
-    """
-    own = {id(p) for p in module.parameters()}
-    store = pyro.get_param_store()
-    device = batch.x_cont.device
+    """``module.parameters()`` plus the unconstrained tensor of every ``pyro.param`` site
+    the model/guide pair registers (found by a param-only trace of ``batch``; ``pyro.module``
+    sites of the module's own networks are the same tensors, or, when another model left
+    entries under the same names in the store, tensors no forward pass uses, which get no
+    gradient). The param store is not modified."""
+    device = next(iter(module.parameters()), torch.zeros(())).device
     cuda = [device.index or 0] if device.type == "cuda" else []
-    for _ in range(2):
-        # a side trace: it must not consume the random stream that training will use
-        with torch.random.fork_rng(devices=cuda), poutine.trace(param_only=True) as capture:
-            ELBO().differentiable_loss(module.model, module.guide, batch)
-        sites = capture.trace.nodes
-        stale = [
-            k for k, s in sites.items() if "$$$" in k and id(s["value"].unconstrained()) not in own
-        ]
-        if not stale:
-            break
-        for name in stale:
-            del store[name]
-    params = {id(s["value"].unconstrained()): s["value"].unconstrained() for s in sites.values()}
+    # a side trace: it must not consume the random stream that training will use
+    with torch.random.fork_rng(devices=cuda), torch.no_grad():
+        with poutine.trace(param_only=True) as capture:
+            guide_trace = poutine.trace(module.guide).get_trace(batch)
+            poutine.replay(module.model, trace=guide_trace)(batch)
+    params = {id(p): p for p in module.parameters() if p.requires_grad}
+    for site in capture.trace.nodes.values():
+        tensor = site["value"].unconstrained()
+        params.setdefault(id(tensor), tensor)
     if not params:
         raise TrainingError(
-            "the model/guide pair registers no parameters with Pyro; use pyro.module(...) or "
+            "the model/guide pair has no parameters: give the module nn.Parameters, or use "
             "pyro.param(...) for everything that should be learned"
         )
     return list(params.values())
@@ -108,8 +107,14 @@ def train(
     generator: torch.Generator,
     verbose: bool = True,
     on_start: Callable[[], None] | None = None,
+    validate: bool | None = None,
 ) -> TrainResult:
-    """Fit ``module`` (with ``.model``/``.guide``) by SVI; see the module docstring."""
+    """Fit ``module`` (with ``.model``/``.guide``) by SVI; see the module docstring.
+
+    ``objective``: a ppvae objective or any ``pyro.infer.ELBO`` (used as given, not copied).
+    ``validate``: Pyro validation during training; None keeps the caller's setting.
+    """
+    objective = objectives.adapt(objective)
     n = len(train_data)
     batch_size = max(1, min(int(batch_size), n))
     steps_per_epoch = math.ceil(n / batch_size)
@@ -126,7 +131,7 @@ def train(
     epochs_rows, step_rows = [], []
     best, best_state, best_epoch, bad_epochs, step = math.inf, None, 0, 0, 0
     bar = tqdm(range(epochs), desc="fit", unit="epoch", disable=not verbose, leave=False)
-    with pyro.validation_enabled(False):
+    with nullcontext() if validate is None else pyro.validation_enabled(validate):
         for epoch in bar:
             order = torch.randperm(n, generator=generator).to(train_data.x_cont.device)
             epoch_loss = 0.0
@@ -141,6 +146,7 @@ def train(
                     )
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
+                objective.after_step()
                 epoch_loss += loss * len(batch)
                 step_rows.append({"step": step, "epoch": epoch, "loss": loss, **objective.metrics})
                 step += 1

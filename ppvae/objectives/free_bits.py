@@ -12,22 +12,24 @@ The per-dimension KL is the closed form when guide and prior both factorise over
 (diagonal Normal against the standard-normal prior). For a prior that does not factorise
 (mixture, VampPrior, flow) per-dimension KL is not defined, and the floor applies to the
 site's total: :math:`\max(\lambda D, \overline{\mathrm{KL}})` with ``D`` the site's latent
-size. Latent sites outside the ``"rows"`` plate (global latents) are not floored.
+size. Latent sites outside the ``"rows"`` plate (global latents) are not floored. A discrete
+latent's score-function gradient uses the ELBO's log-ratio as its reward (as ``Trace_ELBO``),
+not the floored one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 
 from ppvae.objectives.base import Objective, register
-from ppvae.objectives.terms import elbo_terms
+from ppvae.objectives.terms import ELBOTerms
 
 
 @register("free_bits")
 class FreeBits(Objective):
     """The ELBO with a KL floor of ``nats_per_dim`` per latent dimension."""
+
+    keep_per_dim = True
 
     def __init__(self, nats_per_dim: float = 0.25):
         super().__init__()
@@ -37,10 +39,7 @@ class FreeBits(Objective):
             raise ValueError(f"free_bits: nats_per_dim must be >= 0, got {nats_per_dim!r}")
         self.nats_per_dim = float(nats_per_dim)
 
-    def differentiable_loss(
-        self, model: Callable, guide: Callable, *args, **kwargs
-    ) -> torch.Tensor:
-        terms = elbo_terms(model, guide, *args, keep_per_dim=True, **kwargs)
+    def particle_loss(self, terms: ELBOTerms) -> tuple[torch.Tensor, dict[str, float]]:
         floor, floored, below = self.nats_per_dim, 0.0, 0
         for name, kl in terms.kl_sites.items():
             if name in terms.kl_per_dim:  # closed form per dimension: floor each batch mean
@@ -49,13 +48,9 @@ class FreeBits(Objective):
                 below += int((per_dim.detach() < floor).sum())
             else:  # no per-dimension KL: floor the site's total
                 floored = floored + torch.clamp(kl.mean(), min=floor * terms.latent_dims[name])
-        self.metrics = {
+        metrics = {
             "recon": -float(terms.recon.detach().mean()),
             "kl": float(terms.kl.detach().mean()),
             "dims_below_floor": float(below),
         }
-        return -terms.recon.sum() + terms.batch_size * floored + terms.global_kl
-
-
-def free_bits(nats_per_dim: float = 0.25) -> FreeBits:
-    return FreeBits(nats_per_dim)
+        return -terms.recon.sum() + terms.batch_size * floored + terms.global_kl, metrics

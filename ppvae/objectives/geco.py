@@ -12,7 +12,12 @@ average of the constraint, :math:`\bar C_t = \alpha \bar C_{t-1} + (1-\alpha) C_
            \exp(\eta\,(\bar C_t - \kappa)),\ \lambda_{min},\ \lambda_{max}\big)
 
 so :math:`\lambda` grows while the constraint is violated and shrinks once it is met
-(:math:`\eta` = ``lambda_lr``); the clip keeps training from blowing up.
+(:math:`\eta` = ``lambda_lr``); the clip keeps training from blowing up. The update runs in
+:meth:`GECO.after_step`, which the trainer calls after every optimiser step (call it yourself
+after ``svi.step`` when training with :class:`pyro.infer.SVI`). The Lagrangian is one ELBO
+with its observed sites scaled by :math:`\lambda`
+(:func:`~ppvae.objectives.scaling.scale_observations`) minus the constant
+:math:`\lambda\kappa`, so Pyro's estimators apply unchanged.
 ``tolerance="auto"``: for the first ``warmup_fraction`` of the steps the objective is the
 plain ELBO (:math:`\lambda = 1`); then :math:`\kappa = (1 - \text{margin})` times the mean of C over the last
 50 warm-up steps, a target ``margin`` (30 %) tighter than the reconstruction the ELBO had
@@ -32,7 +37,8 @@ from typing import Any
 import torch
 
 from ppvae.objectives.base import Objective, register
-from ppvae.objectives.terms import elbo_terms
+from ppvae.objectives.scaling import scale_observations
+from ppvae.objectives.terms import ELBOTerms
 
 RECENT_STEPS = 50
 
@@ -68,7 +74,6 @@ class GECO(Objective):
         self.warmup_fraction, self.margin = float(warmup_fraction), float(margin)
         self.lam = float(lambda_init)
         self.c_ma: float | None = None
-        self._last_c: float | None = None
         self._recent: deque[float] = deque(maxlen=RECENT_STEPS)
 
     @property
@@ -81,16 +86,20 @@ class GECO(Objective):
         tolerance or below it: the constraint is met, so early stopping may act."""
         return not self.warming_up and self.c_ma is not None and self.c_ma <= 1.02 * self.tolerance
 
-    def differentiable_loss(
-        self, model: Callable, guide: Callable, *args, **kwargs
-    ) -> torch.Tensor:
-        terms = elbo_terms(model, guide, *args, **kwargs)
-        recon_error = -terms.recon  # C per row [B]
-        self._last_c = float(recon_error.detach().mean())
-        lam = 1.0 if self.warming_up else self.lam
+    @property
+    def multiplier(self) -> float:
+        """The weight of the reconstruction term now: 1 during the warm-up, then lambda."""
+        return 1.0 if self.warming_up else self.lam
+
+    def scaled(self, model: Callable, guide: Callable) -> tuple[Callable, Callable]:
+        return scale_observations(model, self.multiplier), guide
+
+    def particle_loss(self, terms: ELBOTerms) -> tuple[torch.Tensor, dict[str, float]]:
+        lam = self.multiplier
         kappa = 0.0 if self.warming_up else self.tolerance
-        self.metrics = {
-            "recon": self._last_c,
+        recon_error = float(-terms.recon.detach().mean()) / lam  # C, nats per row
+        metrics = {
+            "recon": recon_error,
             "kl": float(terms.kl.detach().mean()),
             "lambda": lam,
             "tolerance": math.nan if self.warming_up else self.tolerance,
@@ -98,12 +107,12 @@ class GECO(Objective):
             if self.c_ma is None or self.warming_up
             else self.c_ma - self.tolerance,
         }
-        return terms.kl.sum() + terms.global_kl + lam * (recon_error - kappa).sum()
+        return -terms.elbo() - lam * kappa * terms.batch_size, metrics
 
-    def loss_and_grads(self, model: Callable, guide: Callable, *args, **kwargs) -> float:
-        loss = super().loss_and_grads(model, guide, *args, **kwargs)
-        self._update(self._last_c)
-        return loss
+    def after_step(self) -> None:
+        """Update the multiplier from the reconstruction error C of the step's loss."""
+        if "recon" in self.metrics:
+            self._update(self.metrics["recon"])
 
     def _update(self, c: float) -> None:
         """Moving average of C, then the multiplicative multiplier update."""
@@ -130,7 +139,3 @@ class GECO(Objective):
         self.c_ma = state.get("c_ma", self.c_ma)
         if state.get("tolerance") is not None:
             self.tolerance = float(state["tolerance"])
-
-
-def geco(tolerance: float | str = "auto", alpha: float = 0.99, lambda_init: float = 1.0) -> GECO:
-    return GECO(tolerance, alpha, lambda_init)

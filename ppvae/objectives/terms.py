@@ -1,33 +1,41 @@
-r"""Split a model/guide pair's ELBO into per-row reconstruction and KL terms.
+r"""Split the ELBO of one Pyro trace pair into per-row reconstruction and KL terms.
 
 For a guide draw :math:`z \sim q(z \mid x)` the ELBO of row :math:`x` is
 
 .. math::  \mathcal{L}(x) = \underbrace{\log p(x \mid z)}_{\text{recon}}
            - \underbrace{\big(\log q(z \mid x) - \log p(z)\big)}_{\text{KL}} .
 
-Observed sites of the model trace form the reconstruction term; every latent site is a KL
-term, computed in closed form (:func:`torch.distributions.kl_divergence`) when the pair of
-guide and model distributions has one registered and ``analytic_kl`` allows it, else as the
-single-sample Monte Carlo estimate :math:`\log q(z) - \log p(z)`. Which one was used is
-recorded per site in :attr:`ELBOTerms.analytic`, so the choice is always visible. With
-``analytic_kl=False`` the result equals Pyro's ``Trace_ELBO``; with ``True``, Pyro's
-``TraceMeanField_ELBO`` (for the same guide draws).
+The terms are read from the traces Pyro's ELBOs build (:func:`importance_traces`: the guide
+traced, the model replayed against it, log-densities computed once). Observed sites of the
+model trace form the reconstruction term; every latent site is a KL term, in closed form
+(:func:`torch.distributions.kl_divergence`) when the guide site is reparameterised, the pair
+has one registered and ``analytic_kl`` allows it, else the single-sample Monte Carlo estimate
+:math:`\log q(z) - \log p(z)`. Which one was used is recorded per site in
+:attr:`ELBOTerms.analytic`. With ``analytic_kl=False`` the terms sum to Pyro's ``Trace_ELBO``;
+with ``True``, to ``TraceMeanField_ELBO``.
+
+A guide site without ``rsample`` (a discrete latent) has no pathwise gradient: its
+:math:`\log q` enters the terms detached, and :func:`score_function_surrogate` supplies the
+score-function (REINFORCE) gradient exactly as ``Trace_ELBO`` does, Rao-Blackwellised over
+plates.
 
 Sites inside the row plate (``"rows"``) contribute per-row ``[B]`` values; sites outside it
 (global latents of a user's model) go to the scalar :attr:`ELBOTerms.global_kl`. Site scales
-(``poutine.scale``: the beta of a beta-VAE, say) and masks (``poutine.mask``) are applied
-as Pyro applies them.
+(``poutine.scale``: the beta of a beta-VAE, say) and masks (``poutine.mask``) are applied as
+Pyro applies them.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
-from pyro import poutine
-from pyro.distributions.util import scale_and_mask
-from pyro.poutine.subsample_messenger import _Subsample
+from pyro.distributions.util import is_identically_zero, scale_and_mask
+from pyro.infer.enum import get_importance_trace
+from pyro.infer.util import MultiFrameTensor, get_plate_stacks
+from pyro.poutine import Trace
 from torch.distributions import Independent, kl_divergence
 
 ROW_PLATE = "rows"
@@ -55,11 +63,6 @@ class ELBOTerms:
         return self.recon.sum() - self.kl.sum() - self.global_kl
 
 
-def is_random_site(site: dict) -> bool:
-    """A sample site that carries a density (not a plate's index-subsampling site)."""
-    return site["type"] == "sample" and not isinstance(site["fn"], _Subsample)
-
-
 def row_dim(site: dict) -> int | None:
     """The tensor dim of the ``"rows"`` plate at ``site``, or None outside it."""
     for frame in site["cond_indep_stack"]:
@@ -77,6 +80,18 @@ def to_rows(log_density: torch.Tensor, site: dict) -> torch.Tensor:
     return moved.reshape(moved.shape[0], -1).sum(-1)
 
 
+def importance_traces(model: Callable, guide: Callable, *args, **kwargs) -> tuple[Trace, Trace]:
+    """``(model_trace, guide_trace)`` as Pyro's ELBOs build them: the guide traced, the
+    model replayed against it, subsample sites pruned, log-densities and score parts
+    computed (Pyro's shape and support checks run when validation is on)."""
+    return get_importance_trace("flat", math.inf, model, guide, args, kwargs)
+
+
+def is_reparameterised(guide_site: dict) -> bool:
+    """The site's gradient is pathwise (no score-function term)."""
+    return is_identically_zero(guide_site["score_parts"].score_function)
+
+
 def _factorised(q, p) -> bool:
     return (
         isinstance(q, Independent)
@@ -92,53 +107,49 @@ def _event_mask(mask, q: Independent):
     return mask.reshape(mask.shape + (1,) * q.reinterpreted_batch_ndims)
 
 
-def elbo_terms(
-    model: Callable,
-    guide: Callable,
-    *args,
+def trace_terms(
+    model_trace: Trace,
+    guide_trace: Trace,
     analytic_kl: bool = True,
     keep_per_dim: bool = False,
-    **kwargs,
 ) -> ELBOTerms:
-    """Trace ``guide``, replay ``model`` against it, and return per-row ELBO terms.
+    """Per-row ELBO terms of a trace pair from :func:`importance_traces`.
 
     ``keep_per_dim``: also return the closed-form KL per latent dimension ``[B, d]`` of every
     row-plate site whose guide and prior are both ``Independent`` with a registered base KL
     (e.g. diagonal Normal against a standard-normal prior); ``d`` counts all event elements.
     """
-    guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
-    model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args, **kwargs)
     recon = kl = kl_raw = global_kl = 0.0
     terms = ELBOTerms(
         recon=torch.zeros(0), kl=torch.zeros(0), kl_raw=torch.zeros(0), global_kl=torch.zeros(())
     )
     for name, site in model_trace.nodes.items():
-        if not is_random_site(site):
+        if site["type"] != "sample":
             continue
-        fn, scale, mask = site["fn"], site["scale"], site["mask"]
         if site["is_observed"]:
-            recon = recon + to_rows(scale_and_mask(fn.log_prob(site["value"]), scale, mask), site)
+            recon = recon + to_rows(site["log_prob"], site)
             continue
         guide_site = guide_trace.nodes.get(name)
         if guide_site is None:
             raise RuntimeError(f"latent site {name!r} of the model has no counterpart in the guide")
-        q = guide_site["fn"]
+        q, p, scale, mask = guide_site["fn"], site["fn"], site["scale"], site["mask"]
+        reparameterised = is_reparameterised(guide_site)
         value, analytic = None, False
-        if analytic_kl:
+        if analytic_kl and reparameterised:
             try:
-                value = kl_divergence(q, fn)
+                value = kl_divergence(q, p)
                 analytic = True
                 dim = row_dim(site)
-                if keep_per_dim and dim is not None and _factorised(q, fn):
-                    per_dim = kl_divergence(q.base_dist, fn.base_dist)
+                if keep_per_dim and dim is not None and _factorised(q, p):
+                    per_dim = kl_divergence(q.base_dist, p.base_dist)
                     per_dim = scale_and_mask(per_dim, 1.0, _event_mask(mask, q))
                     moved = per_dim.movedim(dim - q.reinterpreted_batch_ndims, 0)
                     terms.kl_per_dim[name] = moved.reshape(moved.shape[0], -1)
             except NotImplementedError:
                 pass
         if value is None:
-            z = guide_site["value"]
-            value = q.log_prob(z) - fn.log_prob(z)
+            log_q = guide_site["unscaled_log_prob"]
+            value = (log_q if reparameterised else log_q.detach()) - site["unscaled_log_prob"]
         terms.analytic[name] = analytic
         if row_dim(site) is None:
             global_kl = global_kl + scale_and_mask(value, scale, mask).sum()
@@ -153,3 +164,41 @@ def elbo_terms(
     terms.kl_raw = kl_raw if torch.is_tensor(kl_raw) else zeros
     terms.global_kl = torch.as_tensor(global_kl)
     return terms
+
+
+def elbo_terms(
+    model: Callable,
+    guide: Callable,
+    *args,
+    analytic_kl: bool = True,
+    keep_per_dim: bool = False,
+    **kwargs,
+) -> ELBOTerms:
+    """Trace ``guide``, replay ``model`` against it, and return per-row ELBO terms."""
+    model_trace, guide_trace = importance_traces(model, guide, *args, **kwargs)
+    return trace_terms(model_trace, guide_trace, analytic_kl, keep_per_dim)
+
+
+def score_function_surrogate(model_trace: Trace, guide_trace: Trace) -> torch.Tensor | float:
+    r"""The score-function part of ``Trace_ELBO``'s surrogate ELBO:
+    :math:`\sum_s \big(\log r\big)_{\downarrow s}\,\nabla\!\log q(z_s)` over the guide sites
+    ``s`` without ``rsample``, with :math:`\log r = \log p - \log q` (detached) summed down
+    to each site's plates. Its value is meaningless; only its gradient counts. 0.0 when
+    every guide site is reparameterised."""
+    total, log_r = 0.0, None
+    for site in guide_trace.nodes.values():
+        if site["type"] != "sample" or is_reparameterised(site):
+            continue
+        if log_r is None:
+            log_r = MultiFrameTensor()
+            stacks = get_plate_stacks(model_trace)
+            for name, model_site in model_trace.nodes.items():
+                if model_site["type"] != "sample":
+                    continue
+                term = model_site["log_prob"]
+                if not model_site["is_observed"]:
+                    term = term - guide_trace.nodes[name]["log_prob"]
+                log_r.add((stacks[name], term.detach()))
+        reward = log_r.sum_to(site["cond_indep_stack"])
+        total = total + (reward * site["score_parts"].score_function).sum()
+    return total

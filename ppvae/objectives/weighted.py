@@ -2,8 +2,9 @@ r"""KL-weighted ELBOs: the beta-VAE and KL annealing.
 
 .. math::  \mathcal{L}_\beta(x) = \mathbb{E}_q[\log p(x\mid z)] - \beta\,\mathrm{KL}(q(z\mid x)\,\|\,p(z))
 
-The weight is applied with Pyro's site scaling on the latent sites
-(:func:`~ppvae.objectives.scaling.scale_latents`).
+One ELBO, scaled: the weight is Pyro's site scaling on the latent sites of model and guide
+(:func:`~ppvae.objectives.scaling.scale_latents`), so the estimator (closed-form KL,
+score-function terms) is the ELBO's.
 
 - ``beta`` (Higgins et al. 2017): a constant :math:`\beta`; :math:`\beta = 0` is an
   auto-encoder, :math:`\beta > 1` trades reconstruction for a simpler posterior.
@@ -19,7 +20,7 @@ import torch
 
 from ppvae.objectives.base import Objective, register
 from ppvae.objectives.scaling import scale_latents
-from ppvae.objectives.terms import elbo_terms
+from ppvae.objectives.terms import ELBOTerms
 
 SCHEDULES = ("linear", "cyclical")
 
@@ -27,28 +28,20 @@ SCHEDULES = ("linear", "cyclical")
 class WeightedELBO(Objective):
     """Base of KL-weighted ELBOs; subclasses define :meth:`current_weight`."""
 
-    analytic_kl = True
-
     def current_weight(self) -> float:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def differentiable_loss(
-        self, model: Callable, guide: Callable, *args, **kwargs
-    ) -> torch.Tensor:
+    def scaled(self, model: Callable, guide: Callable) -> tuple[Callable, Callable]:
         weight = self.current_weight()
-        terms = elbo_terms(
-            scale_latents(model, weight),
-            scale_latents(guide, weight),
-            *args,
-            analytic_kl=self.analytic_kl,
-            **kwargs,
-        )
-        self.metrics = {
+        return scale_latents(model, weight), scale_latents(guide, weight)
+
+    def particle_loss(self, terms: ELBOTerms) -> tuple[torch.Tensor, dict[str, float]]:
+        metrics = {
             "recon": -float(terms.recon.detach().mean()),
             "kl": float(terms.kl_raw.detach().mean()),
-            "beta": weight,
+            "beta": self.current_weight(),
         }
-        return -terms.elbo()
+        return -terms.elbo(), metrics
 
 
 @register("beta")
@@ -57,7 +50,7 @@ class BetaELBO(WeightedELBO):
 
     def __init__(self, beta: float = 4.0):
         super().__init__()
-        if not isinstance(beta, (int, float)) or beta < 0:
+        if isinstance(beta, bool) or not isinstance(beta, (int, float)) or beta < 0:
             raise ValueError(f"beta: beta must be a number >= 0, got {beta!r}")
         self.beta = float(beta)
 
@@ -134,11 +127,3 @@ class AnnealedELBO(WeightedELBO):
             self.beta_max,
             self.warmup_fraction,
         )
-
-
-def beta(beta: float = 4.0) -> BetaELBO:
-    return BetaELBO(beta)
-
-
-def anneal(schedule: str = "cyclical", cycles: int = 4) -> AnnealedELBO:
-    return AnnealedELBO(schedule, cycles)
