@@ -15,17 +15,16 @@ import math
 from collections.abc import Callable
 
 import torch
-from pyro import poutine
 from pyro.distributions.util import scale_and_mask
 
 from ppvae.data.layout import TensorTable
+from ppvae.model import replay
 from ppvae.objectives.terms import is_random_site, row_dim, to_rows
 
 
 def log_weights(model: Callable, guide: Callable, data: TensorTable) -> torch.Tensor:
     """``log p(x, z) - log q(z | x)`` per row ``[n]`` for one draw ``z ~ q(z | x)`` per row."""
-    guide_trace = poutine.trace(guide).get_trace(data)
-    model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(data)
+    guide_trace, model_trace = replay(model, guide, data)
     total = 0.0
     for trace, sign in ((model_trace, 1.0), (guide_trace, -1.0)):
         for site in trace.nodes.values():

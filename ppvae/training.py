@@ -43,34 +43,20 @@ class TrainResult:
 
 
 def _trainable_params(module: torch.nn.Module, batch: TensorTable) -> list[torch.Tensor]:
-    """Every parameter the model/guide pair registers with Pyro, as optimisable leaves.
-
-    Found by tracing the plain ELBO (the parameters do not depend on the objective, and a
-    stateful objective such as GECO must not see this extra call). A ``pyro.module`` name
-    left in the global param store by another model (two fits in one session) would shadow
-    this module's parameters; such stale entries are dropped first.
-    """
-    own = {id(p) for p in module.parameters()}
-    store = pyro.get_param_store()
+    """The module's parameters plus any ``pyro.param`` the model/guide pair registers
+    (found by a param-only trace of the plain ELBO, on a side RNG stream); the global param
+    store is read, never changed."""
     device = batch.x_cont.device
     cuda = [device.index or 0] if device.type == "cuda" else []
-    for _ in range(2):
-        # a side trace: it must not consume the random stream that training will use
-        with torch.random.fork_rng(devices=cuda), poutine.trace(param_only=True) as capture:
-            ELBO().differentiable_loss(module.model, module.guide, batch)
-        sites = capture.trace.nodes
-        stale = [
-            k for k, s in sites.items() if "$$$" in k and id(s["value"].unconstrained()) not in own
-        ]
-        if not stale:
-            break
-        for name in stale:
-            del store[name]
-    params = {id(s["value"].unconstrained()): s["value"].unconstrained() for s in sites.values()}
+    with torch.random.fork_rng(devices=cuda), poutine.trace(param_only=True) as capture:
+        ELBO().differentiable_loss(module.model, module.guide, batch)
+    params = {id(p): p for p in module.parameters()}
+    for site in capture.trace.nodes.values():
+        params.setdefault(id(site["value"].unconstrained()), site["value"].unconstrained())
     if not params:
         raise TrainingError(
-            "the model/guide pair registers no parameters with Pyro; use pyro.module(...) or "
-            "pyro.param(...) for everything that should be learned"
+            "the model/guide pair has no parameters: give the module nn.Parameters (or use "
+            "pyro.param) for everything that should be learned"
         )
     return list(params.values())
 
