@@ -105,13 +105,10 @@ class TabularVAE:
         """Build from a YAML spec file, the name of a shipped spec, or a dict."""
         return cls(**{**load_spec(spec, options=cls.option_names()), **overrides})
 
-    @classmethod
-    def option_names(cls) -> list[str]:
-        """The constructor arguments, i.e. the keys a spec may hold."""
-        return list(inspect.signature(cls).parameters)
-
     def get_params(self) -> dict[str, Any]:
         """Constructor arguments, as scikit-learn's ``get_params``."""
+        import inspect
+
         return {k: getattr(self, k) for k in inspect.signature(type(self)).parameters}
 
     def _check_params(self) -> None:
@@ -149,6 +146,11 @@ class TabularVAE:
             if seed is not None:
                 torch.manual_seed(seed)
             yield
+
+    @classmethod
+    def option_names(cls) -> list[str]:
+        """The constructor arguments, i.e. the keys a spec may hold."""
+        return list(inspect.signature(cls).parameters)
 
     def _build_module(self, layout) -> TableModel:
         spec = self.model if isinstance(self.model, Mapping) else {"name": self.model}
