@@ -72,10 +72,10 @@ class GaussianCopula:
         )
         miss = (ndtr(z[:, nc + nk :]) < self.miss_rate_).astype(float)
         table = TensorTable(
-            torch.as_tensor(cont, dtype=torch.float32),
-            torch.ones(n, nc, dtype=torch.bool),
-            torch.as_tensor(cats, dtype=torch.long),
-            torch.ones(n, nk, dtype=torch.bool),
-            torch.as_tensor(miss, dtype=torch.float32),
+            x_cont=torch.as_tensor(cont, dtype=torch.float32),
+            cont_mask=torch.ones(n, nc, dtype=torch.bool),
+            x_cat=torch.as_tensor(cats, dtype=torch.long),
+            cat_mask=torch.ones(n, nk, dtype=torch.bool),
+            x_miss=torch.as_tensor(miss, dtype=torch.float32),
         )
         return self.tr_.inverse_transform(table)

@@ -46,7 +46,8 @@ class ReferenceVAE:
         layout = self.layout_ = self.transformer_.layout_
         self.data_ = self.transformer_.transform(df).with_features(layout)
         self.encoder_ = Encoder(layout.input_dim, self.hidden, self.latent_dim)
-        self.decoder_ = Decoder(self.latent_dim, self.hidden, layout)
+        widths = (2 * layout.n_cont, sum(layout.cat_cardinalities), layout.n_miss)
+        self.decoder_ = Decoder(self.latent_dim, self.hidden, widths)
         params = list(self.encoder_.parameters()) + list(self.decoder_.parameters())
         self.optimizer_ = torch.optim.Adam(params, lr=self.lr)
         self.generator_ = torch.Generator().manual_seed(self.seed)
@@ -58,6 +59,7 @@ class ReferenceVAE:
         loc, scale = self.encoder_(batch.features)
         z = loc + scale * torch.randn_like(loc)
         cont, logits, miss = self.decoder_(z)
+        cont = cont.reshape(len(z), -1, 2)
         sd = torch.nn.functional.softplus(cont[..., 1]) + 1e-3
         log_lik = (Normal(cont[..., 0], sd).log_prob(batch.x_cont) * batch.cont_mask).sum()
         start = 0
@@ -95,6 +97,7 @@ class ReferenceVAE:
         g = torch.Generator().manual_seed(seed)
         z = torch.randn(n, self.latent_dim, generator=g)
         cont, logits, miss = self.decoder_(z)
+        cont = cont.reshape(n, -1, 2)
         sd = torch.nn.functional.softplus(cont[..., 1]) + 1e-3
         x_cont = cont[..., 0] + sd * torch.randn(sd.shape, generator=g)
         cats, start = [], 0
@@ -108,10 +111,10 @@ class ReferenceVAE:
         x_cat = torch.stack(cats, -1) if cats else torch.zeros(n, 0, dtype=torch.long)
         x_miss = torch.bernoulli(torch.sigmoid(miss), generator=g)
         table = TensorTable(
-            x_cont,
-            torch.ones_like(x_cont, dtype=torch.bool),
-            x_cat,
-            torch.ones_like(x_cat, dtype=torch.bool),
-            x_miss,
+            x_cont=x_cont,
+            cont_mask=torch.ones_like(x_cont, dtype=torch.bool),
+            x_cat=x_cat,
+            cat_mask=torch.ones_like(x_cat, dtype=torch.bool),
+            x_miss=x_miss,
         )
         return self.transformer_.inverse_transform(table)

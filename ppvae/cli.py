@@ -93,6 +93,7 @@ def _yaml_value(text: str, option: str):
 
 def _spec_params(args: argparse.Namespace) -> dict:
     from ppvae.spec import check_spec_keys, load_spec
+    from ppvae.vae import TabularVAE
 
     params = load_spec(args.spec) if args.spec else {}
     for key in ("prior", "objective"):
@@ -104,7 +105,7 @@ def _spec_params(args: argparse.Namespace) -> dict:
         if not sep or not key.strip():
             raise CLIError(f"--set expects KEY=VALUE (e.g. --set latent_dim=8), got {item!r}")
         params[key.strip()] = _yaml_value(text, f"--set {key.strip()}")
-    check_spec_keys(params, "command line")
+    check_spec_keys(params, "command line", TabularVAE.option_names())
     for key in ("epochs", "seed", "device"):
         value = getattr(args, key, None)
         if value is not None:
@@ -135,7 +136,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from ppvae.persistence import load
+    from ppvae.vae import load
 
     if args.n <= 0:
         raise CLIError(f"-n must be a positive number of rows, got {args.n}")
@@ -151,7 +152,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
     from ppvae.diagnostics.report import write_report
-    from ppvae.persistence import load
+    from ppvae.vae import load
 
     out = Path(args.output)
     if out.exists() and not args.force:

@@ -1,13 +1,18 @@
-"""Observation models for the three slot groups of a :class:`~ppvae.data.layout.TensorTable`.
+"""Observation models for the slot groups of a :class:`~ppvae.data.layout.TensorTable`.
 
 One observed Pyro site per group keeps Pyro's per-site overhead independent of the number of
 columns, while :func:`slot_log_prob` still gives each slot's (hence each column's)
-log-likelihood.
+log-likelihood. Each group is a :class:`SlotGroup` in the :data:`slot_groups` registry,
+keyed by the group's name (which is also its Pyro site name):
 
-- continuous slots: a family from the :data:`likelihoods` registry (``normal``, ``laplace``,
+- ``x_cont``: a family from the :data:`likelihoods` registry (``normal``, ``laplace``,
   ``student_t``), masked where the value is missing;
-- categorical slots: :class:`CategoricalColumns`, one Categorical per slot of its own size;
-- missingness slots: independent Bernoullis.
+- ``x_cat``: :class:`CategoricalColumns`, one Categorical per slot of its own size;
+- ``x_miss``: independent Bernoullis.
+
+A new column kind registers its group here (``@slot_groups.register("x_count")``) and
+the transformer fills the slots; every model built on :class:`~ppvae.model.TableModel`
+then observes it, and generation and per-column log-likelihoods include it.
 """
 
 from __future__ import annotations
@@ -17,9 +22,11 @@ from collections.abc import Sequence
 import pyro.distributions as dist
 import torch
 from pyro.distributions.torch_distribution import TorchDistribution
+from torch import nn
 from torch.distributions import constraints
 from torch.nn.functional import softplus
 
+from ppvae.data.layout import Layout
 from ppvae.networks import MIN_SCALE
 from ppvae.registry import Registry
 
@@ -182,3 +189,90 @@ def slot_log_prob(fn: dist.Distribution, value: torch.Tensor) -> torch.Tensor:
         "should be `Independent(..., 1)` (e.g. `dist.Normal(loc, scale).to_event(1)`) or "
         "define `slot_log_prob(value)`"
     )
+
+
+class SlotGroup(nn.Module):
+    """How a model observes one slot group: a Pyro site over ``width`` slots of one kind.
+
+    Subclasses set ``dtype`` (of the slot values) and implement :meth:`num_params` (decoder
+    outputs per row) and :meth:`distribution`; they are built per model with
+    ``slot_groups.build(name, layout=..., likelihood=...)`` and may hold device buffers.
+    """
+
+    dtype: torch.dtype = torch.float32
+
+    def __init__(self, name: str, layout: Layout):
+        super().__init__()
+        self.name = name
+        self.width = len(layout.slots[name])
+
+    @property
+    def num_params(self) -> int:  # pragma: no cover - abstract
+        """Raw decoder outputs per row that :meth:`distribution` takes."""
+        raise NotImplementedError
+
+    def distribution(
+        self, raw: torch.Tensor, mask: torch.Tensor | None
+    ) -> dist.Distribution:  # pragma: no cover - abstract
+        """The group's distribution from raw decoder outputs ``[B, num_params]``: batch
+        ``[B]``, event ``[width]``, slots where ``mask`` ``[B, width]`` is False left out of
+        the density; it must support :func:`slot_log_prob`."""
+        raise NotImplementedError
+
+
+slot_groups: Registry[SlotGroup] = Registry("slot group", base=SlotGroup)
+
+
+@slot_groups.register("x_cont")
+class ContinuousSlots(SlotGroup):
+    """Continuous slots: a registered family (``likelihood``) per slot."""
+
+    def __init__(self, layout: Layout, likelihood: str | ContinuousFamily = "normal"):
+        super().__init__("x_cont", layout)
+        self.family = likelihoods.build(likelihood)
+
+    @property
+    def num_params(self) -> int:
+        return self.width * self.family.num_params
+
+    def distribution(self, raw: torch.Tensor, mask: torch.Tensor | None) -> dist.Distribution:
+        fn = self.family(raw.reshape(*raw.shape[:-1], self.width, self.family.num_params))
+        return (fn if mask is None else fn.mask(mask)).to_event(1)
+
+
+@slot_groups.register("x_cat")
+class CategoricalSlots(SlotGroup):
+    """Categorical slots of the layout's cardinalities: :class:`CategoricalColumns`."""
+
+    dtype = torch.long
+
+    def __init__(self, layout: Layout):
+        super().__init__("x_cat", layout)
+        self.groups = CategoricalGroups(layout.cat_cardinalities)
+
+    def _apply(self, fn, recurse=True):  # keep the gather indices on the parameters' device
+        self.groups = self.groups.to(fn(torch.zeros(())).device)
+        return super()._apply(fn, recurse)
+
+    @property
+    def num_params(self) -> int:
+        return self.groups.total
+
+    def distribution(self, raw: torch.Tensor, mask: torch.Tensor | None) -> dist.Distribution:
+        return CategoricalColumns(raw, self.groups, mask)
+
+
+@slot_groups.register("x_miss")
+class MissingnessSlots(SlotGroup):
+    """Missingness indicators: independent Bernoullis on logits."""
+
+    def __init__(self, layout: Layout):
+        super().__init__("x_miss", layout)
+
+    @property
+    def num_params(self) -> int:
+        return self.width
+
+    def distribution(self, raw: torch.Tensor, mask: torch.Tensor | None) -> dist.Distribution:
+        fn = dist.Bernoulli(logits=raw)
+        return (fn if mask is None else fn.mask(mask)).to_event(1)

@@ -1,31 +1,44 @@
-"""The default tabular VAE as a Pyro model/guide pair.
+"""The model contract, and the default tabular VAE as a Pyro model/guide pair.
 
-Generative model, for each row ``n`` (plate ``"rows"``)::
+A ppvae model is a :class:`TableModel`: an ``nn.Module`` whose ``model(data, num_rows)`` and
+``guide(data, num_rows)`` are a Pyro model/guide pair over the rows of a
+:class:`~ppvae.data.layout.TensorTable`, with
 
-    z_n      ~ p(z)                                   # site "z", any registered prior
-    x_cont_n ~ Family(decoder_cont(z_n))  [masked]    # site "x_cont", continuous slots
-    x_cat_n  ~ Categorical(decoder_logits(z_n))       # site "x_cat", one per categorical slot
-    x_miss_n ~ Bernoulli(decoder_miss(z_n))           # site "x_miss", missingness indicators
+- a ``"rows"`` plate around everything per row,
+- a latent site named :attr:`TableModel.latent_site` (``"z"``) in model and guide, and a
+  ``prior`` module giving p(z),
+- one observed site per non-empty slot group of its :class:`~ppvae.data.layout.Layout`,
+  named after the group and built by the group's :class:`~ppvae.likelihoods.SlotGroup`
+  (``self.slot_groups``; :meth:`TableModel.observe` does it),
+- no ``pyro.module``: parameters are the module's own (``module.parameters()``), never
+  entries of Pyro's global param store.
 
-Guide: ``z_n ~ Normal(encoder(x_n))`` (amortised, diagonal). Model and guide share the site
-names, so any objective that pairs them (``ppvae.objectives``) works; a user's own model
-only has to keep the same contract: ``model(data, num_rows)``/``guide(data, num_rows)``, a
-``"rows"`` plate and observed sites named ``x_cont``, ``x_cat``, ``x_miss`` for the groups of
-its :class:`~ppvae.data.layout.Layout` (see ``models/conditional_vae.py``).
+``model(None, num_rows=n)`` generates. :class:`TableModel` then derives, in one place each,
+generation (:meth:`~TableModel.generate`), the posterior q(z|x) (:meth:`~TableModel.posterior`)
+and per-column log-likelihoods (:meth:`~TableModel.column_log_prob`). Check a model with
+:func:`ppvae.model_conformance.check_model`.
+
+The default model, per row ``n``::
+
+    z_n ~ p(z)                                    # any registered prior
+    x_n ~ p(x | decoder(z_n))                     # one site per slot group
+    q(z_n | x_n) = Normal(encoder(x_n))           # amortised, diagonal
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pyro
 import pyro.distributions as dist
 import torch
+from pyro import poutine
+from pyro.poutine.trace_struct import Trace
 from torch import nn
 
-from ppvae.data.layout import Layout, TensorTable
-from ppvae.likelihoods import CategoricalColumns, CategoricalGroups, likelihoods
+from ppvae.data.layout import Layout, TensorTable, mask_name
+from ppvae.likelihoods import slot_groups, slot_log_prob
 from ppvae.networks import Decoder, Encoder
 from ppvae.priors import Prior, priors
 from ppvae.registry import Registry
@@ -34,8 +47,121 @@ models: Registry[nn.Module] = Registry("model", base=nn.Module)
 register = models.register
 
 
+def replay(model: Callable, guide: Callable, *args: Any, **kwargs: Any) -> tuple[Trace, Trace]:
+    """Trace ``guide``, then ``model`` replayed on the guide's draws: ``(guide, model)`` traces."""
+    guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
+    model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args, **kwargs)
+    return guide_trace, model_trace
+
+
+def num_rows_of(data: TensorTable | None, num_rows: int | None) -> int:
+    """Rows of ``data``, or ``num_rows`` when generating."""
+    if data is not None:
+        return len(data)
+    if num_rows is None:
+        raise ValueError("pass data or num_rows")
+    return int(num_rows)
+
+
+class TableModel(nn.Module):
+    """Base of ppvae models: the contract of the module docstring, plus what follows from it.
+
+    Subclasses call ``super().__init__(layout, likelihood)``, then define ``prior``,
+    ``model`` and ``guide``.
+    """
+
+    latent_site = "z"
+
+    def __init__(self, layout: Layout, likelihood: str = "normal"):
+        super().__init__()
+        self.layout = layout
+        self.slot_groups = nn.ModuleList(
+            slot_groups.build(name, layout=layout, likelihood=likelihood)
+            for name, slots in layout.slots.items()
+            if slots
+        )
+
+    def model(self, data: TensorTable | None = None, num_rows: int | None = None) -> Any:
+        raise NotImplementedError  # pragma: no cover - the subclass's generative model
+
+    def guide(self, data: TensorTable | None = None, num_rows: int | None = None) -> Any:
+        raise NotImplementedError  # pragma: no cover - the subclass's q(z | x)
+
+    # -- pieces for model() ------------------------------------------------------------
+    @property
+    def decoder_widths(self) -> list[int]:
+        """Raw decoder outputs each slot group takes, in order."""
+        return [group.num_params for group in self.slot_groups]
+
+    def observe(self, raw: Sequence[torch.Tensor], data: TensorTable | None) -> None:
+        """Sample every slot group's site from raw decoder outputs (one tensor per group,
+        ``[B, num_params]``), observed at ``data`` when given. Call inside the row plate."""
+        for group, params in zip(self.slot_groups, raw):
+            mask = None if data is None else data.mask(group.name)
+            obs = None if data is None else data[group.name]
+            pyro.sample(group.name, group.distribution(params, mask), obs=obs)
+
+    def features(self, data: TensorTable) -> torch.Tensor:
+        """Encoder input ``[n, input_dim]`` (cached on ``data`` when present)."""
+        return data.features if data.features is not None else self.layout.features(data)
+
+    # -- derived, one place each ---------------------------------------------------------
+    def traces(self, data: TensorTable, z: torch.Tensor | None = None) -> tuple[Trace, Trace]:
+        """Guide and replayed model traces on ``data``; ``z`` ``[n, d]`` fixes the latent draw
+        (then the latent site is observed at ``z`` in both)."""
+        if z is None:
+            return replay(self.model, self.guide, data)
+        fixed = {self.latent_site: z}
+        return tuple(
+            poutine.trace(poutine.condition(fn, data=fixed)).get_trace(data)
+            for fn in (self.guide, self.model)
+        )
+
+    def posterior(self, data: TensorTable) -> tuple[dist.Distribution, torch.Tensor]:
+        """q(z | x) of each row (batch ``[n]``) and one draw ``z ~ q(z | x)`` ``[n, d]``,
+        both from the guide."""
+        site = poutine.trace(self.guide).get_trace(data).nodes[self.latent_site]
+        return site["fn"], site["value"]
+
+    def column_log_prob(self, data: TensorTable, z: torch.Tensor | None = None) -> torch.Tensor:
+        """``log p(x_col | z)`` per row and column ``[n, n_columns]`` for one draw
+        ``z ~ q(z | x)`` (or the given ``z``); masked slots count zero."""
+        _, trace = self.traces(data, z)
+        parts = {
+            name: slot_log_prob(trace.nodes[name]["fn"], trace.nodes[name]["value"])
+            for name, slots in self.layout.slots.items()
+            if slots
+        }
+        return self.layout.column_totals(parts)
+
+    def generate(
+        self,
+        num_rows: int,
+        condition: Mapping[str, torch.Tensor] | None = None,
+        z: torch.Tensor | None = None,
+    ) -> TensorTable:
+        """``num_rows`` rows from the model as a table (all masks True): z ~ p(z) unless ``z``
+        is given, other latent sites fixed by ``condition`` ``{site: [num_rows, ...]}``."""
+        condition = dict(condition or {})
+        if z is not None:
+            condition[self.latent_site] = z
+        model = poutine.condition(self.model, data=condition) if condition else self.model
+        nodes = poutine.trace(model).get_trace(None, num_rows=num_rows).nodes
+        device = next(self.parameters()).device
+        tensors = {}
+        for name, slots in self.layout.slots.items():
+            dtype = slot_groups.get(name).dtype
+            if name in nodes:
+                value = nodes[name]["value"].reshape(num_rows, len(slots)).to(dtype)
+            else:
+                value = torch.zeros(num_rows, len(slots), dtype=dtype, device=device)
+            tensors[name] = value
+            tensors[mask_name(name)] = torch.ones_like(value, dtype=torch.bool)
+        return TensorTable(**tensors)
+
+
 @register("tabular")
-class TabularModel(nn.Module):
+class TabularModel(TableModel):
     """A VAE over the slots of ``layout``: encoder, decoder and prior, plus ``model``/``guide``."""
 
     def __init__(
@@ -46,57 +172,30 @@ class TabularModel(nn.Module):
         prior: str | Mapping[str, Any] | Prior = "standard_normal",
         likelihood: str = "normal",
     ):
-        super().__init__()
-        self.layout, self.latent_dim = layout, int(latent_dim)
-        self.family = likelihoods.build(likelihood)
+        super().__init__(layout, likelihood)
+        self.latent_dim = int(latent_dim)
         self.encoder = Encoder(layout.input_dim, tuple(hidden), self.latent_dim)
-        self.decoder = Decoder(self.latent_dim, tuple(hidden), layout, self.family.num_params)
+        self.decoder = Decoder(
+            self.decoder_inputs(layout, self.latent_dim), tuple(hidden), self.decoder_widths
+        )
         self.prior = priors.build(prior, latent_dim=self.latent_dim)
         self.prior.bind(self)
-        self._groups = CategoricalGroups(layout.cat_cardinalities)
 
-    def _apply(self, fn, recurse=True):  # keep the gather indices on the module's device
-        out = super()._apply(fn, recurse)
-        device = next(self.parameters()).device
-        self._groups = self._groups.to(device)
-        return out
-
-    def observation_dists(
-        self, z: torch.Tensor, data: TensorTable | None
-    ) -> dict[str, dist.Distribution]:
-        """The observed sites' distributions given ``z`` ``[B, d]``, keyed by site name."""
-        cont, logits, miss = self.decoder(z)
-        out: dict[str, dist.Distribution] = {}
-        if self.layout.n_cont:
-            family = self.family(cont)
-            if data is not None:
-                family = family.mask(data.cont_mask)
-            out["x_cont"] = family.to_event(1)
-        if self.layout.n_cat:
-            out["x_cat"] = CategoricalColumns(
-                logits, self._groups, None if data is None else data.cat_mask
-            )
-        if self.layout.n_miss:
-            out["x_miss"] = dist.Bernoulli(logits=miss).to_event(1)
-        return out
+    def decoder_inputs(self, layout: Layout, latent_dim: int) -> int:
+        """Width of the decoder's input: the latent code (a subclass may add to it)."""
+        return latent_dim
 
     def model(self, data: TensorTable | None = None, num_rows: int | None = None) -> torch.Tensor:
-        pyro.module("decoder", self.decoder)
-        pyro.module("prior", self.prior)
-        n = len(data) if data is not None else int(num_rows)
-        with pyro.plate("rows", n):
-            z = pyro.sample("z", self.prior())
-            for name, fn in self.observation_dists(z, data).items():
-                pyro.sample(name, fn, obs=None if data is None else getattr(data, name))
+        with pyro.plate("rows", num_rows_of(data, num_rows)):
+            z = pyro.sample(self.latent_site, self.prior())
+            self.observe(self.decoder(z), data)
         return z
 
     def guide(
         self, data: TensorTable | None = None, num_rows: int | None = None
     ) -> torch.Tensor | None:
-        pyro.module("encoder", self.encoder)
         if data is None:  # generating: the model draws z from the prior
             return None
-        features = data.features if data.features is not None else self.layout.features(data)
-        loc, scale = self.encoder(features)
+        loc, scale = self.encoder(self.features(data))
         with pyro.plate("rows", len(data)):
-            return pyro.sample("z", dist.Normal(loc, scale).to_event(1))
+            return pyro.sample(self.latent_site, dist.Normal(loc, scale).to_event(1))

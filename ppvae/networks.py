@@ -11,8 +11,6 @@ import torch
 from torch import nn
 from torch.nn.functional import softplus
 
-from ppvae.data.layout import Layout
-
 MIN_SCALE = 1e-3
 
 
@@ -42,27 +40,19 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """Latent ``[B, d]`` -> per-group parameters of the likelihood.
+    """Latent ``[B, d]`` -> raw likelihood parameters, one block per width in ``widths``.
 
-    Returns ``(cont, cat_logits, miss_logits)``: ``cont`` is ``[B, n_cont, cont_params]`` raw
-    continuous parameters, ``cat_logits`` ``[B, sum K]`` concatenated category logits and
-    ``miss_logits`` ``[B, n_miss]``.
+    Returns a tuple of tensors ``[B, w]`` for ``w`` in ``widths`` (the model's slot groups
+    turn each block into a distribution).
     """
 
-    def __init__(
-        self, latent_dim: int, hidden: Sequence[int], layout: Layout, cont_params: int = 2
-    ):
+    def __init__(self, latent_dim: int, hidden: Sequence[int], widths: Sequence[int]):
         super().__init__()
-        self.n_cont, self.cont_params = layout.n_cont, cont_params
-        self.n_logits, self.n_miss = sum(layout.cat_cardinalities), layout.n_miss
-        out = self.n_cont * cont_params + self.n_logits + self.n_miss
+        self.widths = tuple(int(w) for w in widths)
         self.body = mlp([latent_dim, *hidden])
-        self.head = nn.Linear(hidden[-1] if hidden else latent_dim, out)
+        self.head = nn.Linear(hidden[-1] if hidden else latent_dim, sum(self.widths))
         self.act = nn.ReLU()
 
-    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, ...]:
         h = self.act(self.body(z)) if len(self.body) else z
-        out = self.head(h)
-        nc = self.n_cont * self.cont_params
-        cont = out[..., :nc].reshape(*out.shape[:-1], self.n_cont, self.cont_params)
-        return cont, out[..., nc : nc + self.n_logits], out[..., nc + self.n_logits :]
+        return self.head(h).split(self.widths, dim=-1)

@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -66,7 +67,7 @@ def replace_path(tmp: Path, target: Path, force: bool) -> None:
 
 def save(vae: TabularVAE, path: str | os.PathLike, force: bool = False) -> Path:
     """Write a fitted ``vae`` to directory ``path``; returns the path."""
-    from ppvae import __version__
+    from ppvae.version import __version__
 
     vae._check_fitted()
     target = Path(path)
@@ -114,10 +115,14 @@ def _read_json(path: Path) -> Any:
         raise ModelFormatError(f"{path} is corrupted (not valid JSON: {exc})") from None
 
 
-def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> TabularVAE:
-    """Read a model written by :meth:`TabularVAE.save`."""
-    from ppvae.vae import TabularVAE
-
+def load(
+    path: str | os.PathLike,
+    device: str | torch.device = "cpu",
+    *,
+    estimator: Callable[..., TabularVAE],
+) -> TabularVAE:
+    """Read a model written by :meth:`TabularVAE.save` into ``estimator(**params)`` (use
+    ``ppvae.load``, which passes ``TabularVAE``)."""
     root = Path(path)
     if not root.is_dir():
         raise ModelFormatError(
@@ -139,28 +144,28 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> Tabular
     try:
         params = dict(meta["params"])
         params["device"] = str(device)
-        vae = TabularVAE(**params)
-        vae.transformer_ = TableTransformer.from_dict(_read_json(root / "transformer.json"))
-        vae.layout_ = Layout.from_dict(meta["layout"])
-        module = vae._build_module(vae.layout_)
+        vae = estimator(**params)
+        transformer = TableTransformer.from_dict(_read_json(root / "transformer.json"))
+        module = vae._build_module(Layout.from_dict(meta["layout"]))
         state = torch.load(root / "weights.pt", map_location="cpu", weights_only=True)
         module.load_state_dict(state)
-        vae.objective_ = objectives.build(params["objective"])
-        vae.objective_.load_state_dict(meta.get("objective_state", {}))
+        objective = objectives.build(params["objective"])
+        objective.load_state_dict(meta.get("objective_state", {}))
     except ModelFormatError:
         raise
     except Exception as exc:  # any inconsistency between the files is a corrupted model
         raise ModelFormatError(
             f"{root} could not be loaded as a ppvae model: {type(exc).__name__}: {exc}"
         ) from exc
-    vae.model_ = module.to(vae.device_).eval()
-    vae.history_ = _read_csv(root / "history.csv")
-    vae.step_history_ = _read_csv(root / "steps.csv")
-    vae.best_epoch_ = int(meta.get("best_epoch", 0))
-    vae.n_rows_ = int(meta.get("n_rows", 0))
-    vae.columns_ = list(vae.layout_.columns)
-    vae._train_data = None
-    return vae
+    return vae._set_fitted(
+        transformer,
+        module.to(vae.device_),
+        objective,
+        history=_read_csv(root / "history.csv"),
+        steps=_read_csv(root / "steps.csv"),
+        best_epoch=int(meta.get("best_epoch", 0)),
+        n_rows=int(meta.get("n_rows", 0)),
+    )
 
 
 def _read_csv(path: Path) -> pd.DataFrame:

@@ -9,9 +9,8 @@ package (the repository's ``models/`` folder, installed as ``ppvae/specs``), so
 from __future__ import annotations
 
 import difflib
-import inspect
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +41,11 @@ def resolve_spec_path(spec: str | os.PathLike) -> Path:
     )
 
 
-def load_spec(spec: str | os.PathLike | Mapping[str, Any]) -> dict[str, Any]:
-    """A validated dict of ``TabularVAE`` arguments from a spec file, name or dict."""
+def load_spec(
+    spec: str | os.PathLike | Mapping[str, Any], options: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """A dict of ``TabularVAE`` arguments from a spec file, name or dict; its keys are
+    checked against ``options`` (e.g. ``TabularVAE.option_names()``) when given."""
     if isinstance(spec, Mapping):
         data, source = dict(spec), "spec dict"
     else:
@@ -60,16 +62,16 @@ def load_spec(spec: str | os.PathLike | Mapping[str, Any]) -> dict[str, Any]:
                 f"spec {source} must be a mapping of TabularVAE arguments, got {type(data).__name__}"
             )
         data = dict(data)
-    check_spec_keys(data, source)
+    if options is not None:
+        check_spec_keys(data, source, options)
     if "hidden" in data and isinstance(data["hidden"], list):
         data["hidden"] = tuple(data["hidden"])
     return data
 
 
-def check_spec_keys(data: Mapping[str, Any], source: str = "spec") -> None:
-    from ppvae.vae import TabularVAE
-
-    allowed = list(inspect.signature(TabularVAE).parameters)
+def check_spec_keys(data: Mapping[str, Any], source: str, options: Sequence[str]) -> None:
+    """Raise a :class:`SpecError` naming the closest option for a key not in ``options``."""
+    allowed = list(options)
     for key in data:
         if key not in allowed:
             close = difflib.get_close_matches(str(key), allowed, n=1)

@@ -10,6 +10,7 @@ dict can hold it; learned state ends in ``_``.
 from __future__ import annotations
 
 import copy
+import inspect
 import os
 from collections.abc import Mapping, Sequence
 from contextlib import contextmanager
@@ -18,16 +19,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyro
 import torch
-from pyro import poutine
 
+from ppvae import persistence
 from ppvae.data import TableTransformer
 from ppvae.data.layout import TensorTable
-from ppvae.likelihoods import slot_log_prob
-from ppvae.model import models
-from ppvae.objectives import objectives
+from ppvae.evaluation import importance_log_likelihood
+from ppvae.model import TableModel, models
+from ppvae.objectives import Objective, objectives
 from ppvae.priors import Prior, priors
+from ppvae.spec import load_spec
 from ppvae.training import train
 
 SAMPLE_CHUNK = 65_536
@@ -102,9 +103,7 @@ class TabularVAE:
     @classmethod
     def from_spec(cls, spec: str | os.PathLike | Mapping[str, Any], **overrides: Any) -> TabularVAE:
         """Build from a YAML spec file, the name of a shipped spec, or a dict."""
-        from ppvae.spec import load_spec
-
-        return cls(**{**load_spec(spec), **overrides})
+        return cls(**{**load_spec(spec, options=cls.option_names()), **overrides})
 
     def get_params(self) -> dict[str, Any]:
         """Constructor arguments, as scikit-learn's ``get_params``."""
@@ -148,7 +147,12 @@ class TabularVAE:
                 torch.manual_seed(seed)
             yield
 
-    def _build_module(self, layout) -> torch.nn.Module:
+    @classmethod
+    def option_names(cls) -> list[str]:
+        """The constructor arguments, i.e. the keys a spec may hold."""
+        return list(inspect.signature(cls).parameters)
+
+    def _build_module(self, layout) -> TableModel:
         spec = self.model if isinstance(self.model, Mapping) else {"name": self.model}
         # a Prior instance is a template: each fit trains its own copy (as sklearn clones)
         prior = copy.deepcopy(self.prior) if isinstance(self.prior, Prior) else self.prior
@@ -199,20 +203,40 @@ class TabularVAE:
                 generator=generator,
                 verbose=self.verbose,
             )
-            if hasattr(
-                module.prior, "fit"
-            ):  # an ex-post prior: fit it to q(z) of the training rows
-                module.prior.fit(self._posterior_draws(module, train_data))
+            if hasattr(module.prior, "fit"):  # an ex-post prior: fit it to q(z) of the rows
+                with torch.no_grad():
+                    module.prior.fit(module.posterior(train_data)[1])
+        return self._set_fitted(
+            transformer,
+            module,
+            objective,
+            history=result.history,
+            steps=result.steps,
+            best_epoch=result.best_epoch,
+            n_rows=n,
+        )
+
+    def _set_fitted(
+        self,
+        transformer: TableTransformer,
+        module: TableModel,
+        objective: Objective,
+        *,
+        history: pd.DataFrame,
+        steps: pd.DataFrame,
+        best_epoch: int,
+        n_rows: int,
+    ) -> TabularVAE:
+        """Set every learned attribute (``fit`` and ``ppvae.load`` both end here)."""
         self.transformer_ = transformer
-        self.layout_ = layout
-        self.model_ = module
+        self.layout_ = module.layout
+        self.model_ = module.eval()
         self.objective_ = objective
-        self.history_ = result.history
-        self.step_history_ = result.steps
-        self.best_epoch_ = result.best_epoch
-        self.columns_ = list(df.columns)
-        self.n_rows_ = n
-        self._train_data = train_data
+        self.history_ = history
+        self.step_history_ = steps
+        self.best_epoch_ = int(best_epoch)
+        self.columns_ = list(module.layout.columns)
+        self.n_rows_ = int(n_rows)
         return self
 
     def _check_fitted(self) -> None:
@@ -232,28 +256,12 @@ class TabularVAE:
     # -- generation --------------------------------------------------------------------
     @torch.no_grad()
     def _generate(
-        self, n: int, condition: Mapping[str, torch.Tensor] | None = None
+        self,
+        n: int,
+        condition: Mapping[str, torch.Tensor] | None = None,
+        z: torch.Tensor | None = None,
     ) -> pd.DataFrame:
-        module = self.model_.eval()
-        model = poutine.condition(module.model, data=dict(condition)) if condition else module.model
-        with pyro.validation_enabled(False):
-            trace = poutine.trace(model).get_trace(None, num_rows=n)
-        nodes = trace.nodes
-        device = self.model_device
-        layout = self.layout_
-
-        def site(name: str, width: int, dtype: torch.dtype) -> torch.Tensor:
-            if name in nodes:
-                return nodes[name]["value"].reshape(n, width).to(dtype)
-            return torch.zeros(n, width, dtype=dtype, device=device)
-
-        table = TensorTable(
-            x_cont=site("x_cont", layout.n_cont, torch.float32),
-            cont_mask=torch.ones(n, layout.n_cont, dtype=torch.bool, device=device),
-            x_cat=site("x_cat", layout.n_cat, torch.long),
-            cat_mask=torch.ones(n, layout.n_cat, dtype=torch.bool, device=device),
-            x_miss=site("x_miss", layout.n_miss, torch.float32),
-        )
+        table = self.model_.generate(n, condition=condition, z=z)
         return self.transformer_.inverse_transform(table.to("cpu"))
 
     def sample(
@@ -294,16 +302,19 @@ class TabularVAE:
 
     @torch.no_grad()
     def encode(self, df: pd.DataFrame) -> tuple[torch.Tensor, torch.Tensor]:
-        """Parameters of q(z | x) for each row: ``(loc, scale)``, each ``[n, latent_dim]``."""
+        """Mean and standard deviation of q(z | x) for each row, each ``[n, latent_dim]``."""
         table = self._table(df)
-        return self.model_.encoder(table.features)
+        with self._rng(0):  # the guide's draw is not used: leave the caller's RNG alone
+            q, _ = self.model_.posterior(table)
+        return q.mean, q.stddev
 
+    @torch.no_grad()
     def reconstruct(self, df: pd.DataFrame, seed: int | None = None) -> pd.DataFrame:
         """Rows drawn from p(x | z) with z ~ q(z | x): the model's reconstruction of ``df``."""
-        loc, scale = self.encode(df)
+        table = self._table(df)
         with self._rng(seed):
-            z = torch.distributions.Normal(loc, scale).sample()
-            return self._generate(len(df), condition={"z": z})
+            _, z = self.model_.posterior(table)
+            return self._generate(len(df), z=z)
 
     # -- evaluation --------------------------------------------------------------------
     def log_likelihood(
@@ -314,10 +325,8 @@ class TabularVAE:
         With K particles z_k ~ q(z|x): ``log (1/K) sum_k p(x, z_k) / q(z_k | x)``, a lower
         bound on log p(x) that tightens as K grows and is never below the ELBO on average.
         """
-        from ppvae.evaluation import importance_log_likelihood
-
         table = self._table(df)
-        with self._rng(seed), pyro.validation_enabled(False):
+        with self._rng(seed):
             ll = importance_log_likelihood(
                 self.model_.model, self.model_.guide, table, num_particles=num_particles
             )
@@ -329,30 +338,10 @@ class TabularVAE:
     ) -> pd.DataFrame:
         """E_q[log p(x_col | z)] per row and column, ``[n, columns]``, by ``num_samples`` draws."""
         table = self._table(df)
-        module, layout = self.model_, self.layout_
-        total = None
-        with self._rng(seed), pyro.validation_enabled(False):
-            for _ in range(int(num_samples)):
-                guide_trace = poutine.trace(module.guide).get_trace(table)
-                trace = poutine.trace(poutine.replay(module.model, trace=guide_trace)).get_trace(
-                    table
-                )
-                parts = {}
-                for name, width in (
-                    ("x_cont", layout.n_cont),
-                    ("x_cat", layout.n_cat),
-                    ("x_miss", layout.n_miss),
-                ):
-                    site = trace.nodes.get(name)
-                    parts[name] = (
-                        slot_log_prob(site["fn"], site["value"])
-                        if site
-                        else table.x_cont.new_zeros(len(table), width)
-                    )
-                cols = layout.column_totals(parts["x_cont"], parts["x_cat"], parts["x_miss"])
-                total = cols if total is None else total + cols
+        with self._rng(seed):
+            total = sum(self.model_.column_log_prob(table) for _ in range(int(num_samples)))
         values = (total / int(num_samples)).cpu().numpy()
-        return pd.DataFrame(values, columns=list(layout.columns), index=df.index)
+        return pd.DataFrame(values, columns=list(self.layout_.columns), index=df.index)
 
     # -- priors ------------------------------------------------------------------------
     def refit_prior(
@@ -362,9 +351,10 @@ class TabularVAE:
         **options: Any,
     ) -> TabularVAE:
         """Swap in a new prior without retraining; priors with ``fit(z)`` are fitted to the
-        aggregate posterior q(z) = (1/N) sum_n q(z | x_n) of ``data`` (default: training rows).
+        aggregate posterior q(z) = (1/N) sum_n q(z | x_n) of ``data`` (the training rows, say:
+        the fitted model keeps no copy of them).
 
-        >>> vae.refit_prior("aggregate", components=20)
+        >>> vae.refit_prior("aggregate", data=df, components=20)
         """
         self._check_fitted()
         spec = {"name": prior, **options} if isinstance(prior, str) else prior
@@ -372,34 +362,23 @@ class TabularVAE:
         new.bind(self.model_)
         new = new.to(self.model_device)
         if hasattr(new, "fit"):
-            table = self._table(data) if data is not None else self._training_table()
-            with self._rng(self.seed):
-                new.fit(self._posterior_draws(self.model_, table))
+            if data is None:
+                raise ValueError(
+                    f"the {new.config().get('name', 'new')!r} prior is fitted to the codes of "
+                    "rows: pass them, refit_prior(..., data=df) (the training table, say); a "
+                    "fitted model keeps no copy of its training rows"
+                )
+            table = self._table(data)
+            with self._rng(self.seed), torch.no_grad():
+                new.fit(self.model_.posterior(table)[1])
         self.model_.prior = new
         self.prior = new.config()
         return self
 
-    @staticmethod
-    @torch.no_grad()
-    def _posterior_draws(module: torch.nn.Module, table: TensorTable) -> torch.Tensor:
-        """One draw z_n ~ q(z | x_n) per row ``[n, d]``: a sample of the aggregate posterior."""
-        guide_trace = poutine.trace(module.guide).get_trace(table)
-        return guide_trace.nodes["z"]["value"]
-
-    def _training_table(self) -> TensorTable:
-        if getattr(self, "_train_data", None) is None:
-            raise ValueError(
-                "this model was loaded from disk and has no training rows in memory; pass "
-                "data=df to refit_prior"
-            )
-        return self._train_data
-
     # -- persistence -------------------------------------------------------------------
     def save(self, path: str | os.PathLike, force: bool = False) -> Path:
         """Write the fitted model to directory ``path`` (atomically); see ``ppvae.load``."""
-        from ppvae.persistence import save
-
-        return save(self, path, force=force)
+        return persistence.save(self, path, force=force)
 
     def __repr__(self) -> str:
         defaults = TabularVAE().get_params() if type(self) is TabularVAE else {}
@@ -410,6 +389,11 @@ class TabularVAE:
         }
         args = ", ".join(f"{k}={v!r}" for k, v in changed.items())
         return f"{type(self).__name__}({args})"
+
+
+def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> TabularVAE:
+    """A model written by :meth:`TabularVAE.save` (or ``ppvae fit``), on ``device``."""
+    return persistence.load(path, device, estimator=TabularVAE)
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -1,8 +1,8 @@
 """The tensor view of a table that models consume.
 
 A fitted :class:`~ppvae.data.transformer.TableTransformer` turns a DataFrame into a
-:class:`TensorTable` of three groups of *slots*, and a :class:`Layout` that says which
-source column each slot came from:
+:class:`TensorTable` of *slot groups*, and a :class:`Layout` that says which source column
+each slot came from. The transformer fills three groups:
 
 - ``x_cont``  float ``[n, n_cont]``: continuous slots (e.g. a quantile-normalised column, or
   the within-mode value of a mode-specific column); ``cont_mask`` is False where missing.
@@ -10,16 +10,28 @@ source column each slot came from:
   mode-specific column's mode); ``cat_mask`` is False where the slot carries no information.
 - ``x_miss``  float ``[n, n_miss]``: 1.0 where a numeric column that has NaNs is missing.
 
-Grouping slots by kind lets a model use one observed Pyro site per group instead of one per
-column, which is what keeps Pyro's per-site overhead small.
+A further group ``x_<kind>`` (say ``x_count``) is declared in ``Layout.extra_slots`` and
+held in the table under its name, with an optional mask ``<kind>_mask``. How a group is
+modelled (its distribution, its decoder parameters) is the model's business:
+:mod:`ppvae.likelihoods` keeps that registry. Grouping slots by kind lets a model use one
+observed Pyro site per group instead of one per column, which keeps Pyro's per-site
+overhead small.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
+
+CATEGORICAL = "x_cat"
+
+
+def mask_name(group: str) -> str:
+    """The table key of a group's mask: ``x_cont`` -> ``cont_mask``."""
+    return f"{group.removeprefix('x_')}_mask"
 
 
 @dataclass(frozen=True)
@@ -31,6 +43,7 @@ class Layout:
     cat_names: tuple[str, ...] = ()
     cat_cardinalities: tuple[int, ...] = ()
     miss_names: tuple[str, ...] = ()
+    extra_slots: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (group, source column per slot)
 
     @property
     def n_cont(self) -> int:
@@ -45,80 +58,109 @@ class Layout:
         return len(self.miss_names)
 
     @property
+    def slots(self) -> dict[str, tuple[str, ...]]:
+        """Source column of each slot, per slot group, groups in order (empty ones too)."""
+        return {
+            "x_cont": self.cont_names,
+            CATEGORICAL: self.cat_names,
+            "x_miss": self.miss_names,
+            **{group: tuple(names) for group, names in self.extra_slots},
+        }
+
+    @property
     def input_dim(self) -> int:
-        """Width of the dense encoder input: continuous + one-hot categorical + missingness."""
-        return self.n_cont + sum(self.cat_cardinalities) + self.n_miss
+        """Width of the dense encoder input (:meth:`features`)."""
+        return sum(
+            sum(self.cat_cardinalities) if group == CATEGORICAL else len(names)
+            for group, names in self.slots.items()
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: list(getattr(self, f.name)) for f in fields(self)}
+        state = {f.name: list(getattr(self, f.name)) for f in fields(self)}
+        state["extra_slots"] = [[group, list(names)] for group, names in self.extra_slots]
+        if not self.extra_slots:  # files written before extra groups existed stay the same
+            del state["extra_slots"]
+        return state
 
     @classmethod
-    def from_dict(cls, state: dict[str, Any]) -> Layout:
-        return cls(**{k: tuple(v) for k, v in state.items()})
+    def from_dict(cls, state: Mapping[str, Any]) -> Layout:
+        state = dict(state)
+        extra = tuple((str(g), tuple(names)) for g, names in state.pop("extra_slots", []))
+        return cls(**{k: tuple(v) for k, v in state.items()}, extra_slots=extra)
 
     def features(self, table: TensorTable) -> torch.Tensor:
-        """Dense encoder input ``[n, input_dim]``: masked continuous, one-hot categories, missingness."""
-        parts = [table.x_cont * table.cont_mask]
-        for j, card in enumerate(self.cat_cardinalities):
-            onehot = torch.nn.functional.one_hot(table.x_cat[:, j], card).to(table.x_cont.dtype)
-            parts.append(onehot * table.cat_mask[:, j : j + 1])
-        parts.append(table.x_miss)
+        """Dense encoder input ``[n, input_dim]``, groups in order: categorical slots one-hot,
+        every other group's values as floats; each zeroed where its mask is False."""
+        parts = []
+        for group in self.slots:
+            values, mask = table[group], table.mask(group)
+            if group == CATEGORICAL:
+                for j, card in enumerate(self.cat_cardinalities):
+                    onehot = torch.nn.functional.one_hot(values[:, j], card).float()
+                    parts.append(onehot * mask[:, j : j + 1] if mask is not None else onehot)
+            else:
+                parts.append(values.float() * mask if mask is not None else values.float())
         return torch.cat(parts, dim=-1)
 
-    def column_totals(
-        self, cont: torch.Tensor, cat: torch.Tensor, miss: torch.Tensor
-    ) -> torch.Tensor:
-        """Sum per-slot values ``[..., n_slots]`` of the three groups into per-column ``[..., n_columns]``."""
+    def column_totals(self, parts: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Sum per-slot values ``{group: [..., n_slots]}`` into per-column ``[..., n_columns]``."""
         index = {name: i for i, name in enumerate(self.columns)}
-        batch = cont.shape[:-1] if cont.numel() or cont.dim() > 1 else cat.shape[:-1]
-        out = cont.new_zeros(*batch, len(self.columns))
-        for values, names in (
-            (cont, self.cont_names),
-            (cat, self.cat_names),
-            (miss, self.miss_names),
-        ):
+        out = None
+        for group, values in parts.items():
+            if out is None:
+                out = values.new_zeros(*values.shape[:-1], len(self.columns))
+            names = self.slots[group]
             if names:
                 idx = torch.tensor([index[n] for n in names], device=out.device)
                 out = out.index_add(-1, idx, values.to(out.dtype))
+        if out is None:
+            raise ValueError("column_totals needs at least one slot group")
         return out
 
 
-@dataclass
 class TensorTable:
-    """A table as tensors, grouped by slot kind (see the module docstring for shapes)."""
+    """A table as tensors, by name: slot groups (``x_cont`` ``[n, n_cont]``, ...), their
+    masks (``cont_mask``, ...) and an optional cached encoder input ``features``
+    ``[n, input_dim]`` (see the module docstring). Groups read as attributes or items."""
 
-    x_cont: torch.Tensor
-    cont_mask: torch.Tensor
-    x_cat: torch.Tensor
-    cat_mask: torch.Tensor
-    x_miss: torch.Tensor
-    features: torch.Tensor | None = None  # optional cached ``Layout.features`` [n, input_dim]
+    def __init__(self, features: torch.Tensor | None = None, **tensors: torch.Tensor):
+        if not tensors:
+            raise ValueError("a TensorTable needs at least one tensor")
+        object.__setattr__(self, "_tensors", dict(tensors))
+        object.__setattr__(self, "features", features)
+
+    def __getattr__(self, name: str) -> torch.Tensor:
+        try:
+            return self.__dict__["_tensors"][name]
+        except KeyError:
+            raise AttributeError(f"the table has no slot group or mask {name!r}") from None
+
+    def __getitem__(self, index: Any) -> Any:
+        """``table["x_cont"]``: a group's tensor; any other index selects rows."""
+        if isinstance(index, str):
+            return getattr(self, index)
+        return self._map(lambda t: t[index])
 
     def __len__(self) -> int:
-        return self.x_cont.shape[0]
+        return next(iter(self._tensors.values())).shape[0]
 
-    def __getitem__(self, index: Any) -> TensorTable:
-        return TensorTable(**{k: None if v is None else v[index] for k, v in self._items()})
+    def keys(self) -> list[str]:
+        """Names of the tensors held (groups and masks, not ``features``)."""
+        return list(self._tensors)
+
+    def mask(self, group: str) -> torch.Tensor | None:
+        """The mask of ``group`` (``[n, width]``, False where missing), or None if it has none."""
+        return self._tensors.get(mask_name(group))
 
     def to(self, device: torch.device | str) -> TensorTable:
-        return TensorTable(**{k: None if v is None else v.to(device) for k, v in self._items()})
+        return self._map(lambda t: t.to(device))
 
     def with_features(self, layout: Layout) -> TensorTable:
         """This table with :meth:`Layout.features` computed once and cached."""
         if self.features is not None:
             return self
-        return TensorTable(**{**dict(self._items()), "features": layout.features(self)})
+        return TensorTable(features=layout.features(self), **self._tensors)
 
-    def _items(self):
-        return ((f.name, getattr(self, f.name)) for f in fields(self))
-
-    @classmethod
-    def empty(cls, layout: Layout, n: int, device: torch.device | str = "cpu") -> TensorTable:
-        """An all-zero table of ``n`` rows (used as a shape template when sampling)."""
-        return cls(
-            x_cont=torch.zeros(n, layout.n_cont, device=device),
-            cont_mask=torch.ones(n, layout.n_cont, dtype=torch.bool, device=device),
-            x_cat=torch.zeros(n, layout.n_cat, dtype=torch.long, device=device),
-            cat_mask=torch.ones(n, layout.n_cat, dtype=torch.bool, device=device),
-            x_miss=torch.zeros(n, layout.n_miss, device=device),
-        )
+    def _map(self, fn) -> TensorTable:
+        features = None if self.features is None else fn(self.features)
+        return TensorTable(features=features, **{k: fn(v) for k, v in self._tensors.items()})

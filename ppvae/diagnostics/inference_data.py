@@ -26,12 +26,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import pyro
 import torch
-from pyro import poutine
 
 from ppvae.data.transforms import CategoricalCodes
-from ppvae.likelihoods import slot_log_prob
 
 if TYPE_CHECKING:
     import arviz as az
@@ -82,30 +79,14 @@ def to_inference_data(
         {c: [] for c in columns},
         {c: [] for c in columns},
     )
-    with vae._rng(seed), pyro.validation_enabled(False):
+    with vae._rng(seed):
         for _ in range(num_samples):
-            guide_trace = poutine.trace(module.guide).get_trace(table)
-            trace = poutine.trace(poutine.replay(module.model, trace=guide_trace)).get_trace(table)
-            z = guide_trace.nodes["z"]["value"]
+            _, z = module.posterior(table)
             z_draws.append(z.cpu().numpy())
-            parts = {}
-            for name, width in (
-                ("x_cont", layout.n_cont),
-                ("x_cat", layout.n_cat),
-                ("x_miss", layout.n_miss),
-            ):
-                site = trace.nodes.get(name)
-                parts[name] = (
-                    slot_log_prob(site["fn"], site["value"])
-                    if site
-                    else table.x_cont.new_zeros(n, width)
-                )
-            per_col = (
-                layout.column_totals(parts["x_cont"], parts["x_cat"], parts["x_miss"]).cpu().numpy()
-            )
+            per_col = module.column_log_prob(table, z=z).cpu().numpy()
             for j, c in enumerate(columns):
                 loglik[c].append(per_col[:, j])
-            rec = _column_arrays(vae, vae._generate(n, condition={"z": z}))
+            rec = _column_arrays(vae, vae._generate(n, z=z))
             gen = _column_arrays(vae, vae._generate(n))
             for c in columns:
                 recon[c].append(rec[c])

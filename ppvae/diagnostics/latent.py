@@ -33,12 +33,12 @@ class Encoded:
 
 @torch.no_grad()
 def encode(vae, df: pd.DataFrame, max_rows: int = 2000, seed: int = 0) -> Encoded:
-    """Encode at most ``max_rows`` rows of ``df`` (a seeded subsample)."""
+    """Encode at most ``max_rows`` rows of ``df`` (a seeded subsample), z drawn by the guide."""
     rows = df.sample(max_rows, random_state=seed) if len(df) > max_rows else df
-    loc, scale = vae.encode(rows)
-    g = torch.Generator(device="cpu").manual_seed(seed)
-    eps = torch.randn(loc.shape, generator=g).to(loc.device)
-    return Encoded(loc.cpu(), scale.cpu(), (loc + scale * eps).cpu())
+    table = vae._table(rows)
+    with vae._rng(seed):
+        q, z = vae.model_.posterior(table)
+    return Encoded(q.mean.cpu(), q.stddev.cpu(), z.cpu())
 
 
 @torch.no_grad()

@@ -10,9 +10,8 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
@@ -20,6 +19,9 @@ from ppvae.diagnostics.collapse import Collapse, collapse
 from ppvae.diagnostics.holes import Holes, holes
 from ppvae.diagnostics.latent import encode
 from ppvae.diagnostics.ppc import PPC, posterior_predictive_check
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 MAX_ROWS = 2000
 
@@ -111,10 +113,12 @@ class Report:
             "marginal_distance": {str(k): float(v) for k, v in self.ppc.marginals.items()},
         }
 
-    def plot(self) -> dict[str, plt.Figure]:
+    def plot(self) -> dict[str, Figure]:
         """Figures: ``latent`` (KL and activity per dimension), ``holes`` (PCA of prior vs
         aggregate-posterior draws), ``marginals``, ``pairs`` and ``training``."""
-        figs: dict[str, plt.Figure] = {}
+        import matplotlib.pyplot as plt  # on use: importing ppvae must not load pyplot
+
+        figs: dict[str, Figure] = {}
         c = self.collapse
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
         dims = np.arange(c.latent_dim)
@@ -233,6 +237,8 @@ def write_report(
     vae, df: pd.DataFrame, out_dir: str | Path, force: bool = False, max_rows: int = MAX_ROWS
 ) -> Path:
     """Write ``report.md``, the figures (PNG) and ``report.json`` to ``out_dir``, atomically."""
+    import matplotlib.pyplot as plt
+
     from ppvae.persistence import replace_path
 
     target = Path(out_dir)

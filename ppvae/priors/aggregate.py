@@ -8,7 +8,7 @@ the training rows (Ghosh et al. 2020, "From variational to deterministic autoenc
 Dai & Wipf 2019). Sampling from it instead of N(0, I) avoids the *holes* — regions where the
 prior has mass but no row's posterior lives. Use it without retraining::
 
-    vae.refit_prior("aggregate", components=20)
+    vae.refit_prior("aggregate", data=train_df, components=20)
 
 Before :meth:`AggregatePrior.fit` it is a standard normal (so a model trained with it is a
 standard-normal VAE). Its fitted parameters are buffers, saved with the model.

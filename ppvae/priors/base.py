@@ -2,8 +2,8 @@
 
 A prior is a ``torch.nn.Module`` whose ``forward()`` returns a Pyro distribution over the
 latent code, ``batch_shape == ()`` and ``event_shape == (latent_dim,)``. Its learnable
-parameters are registered with Pyro's param store by the model (``pyro.module``), so SVI
-optimises them with the networks, and they are saved with the model's ``state_dict``.
+parameters are the model's own (a submodule), so training optimises them with the networks
+and they are saved with the model's ``state_dict``.
 """
 
 from __future__ import annotations
@@ -21,16 +21,14 @@ from ppvae.registry import Registry
 class Prior(nn.Module):
     """Base class of ppvae priors p(z).
 
-    Subclasses implement :meth:`forward`, set :attr:`analytic_kl` to True when
-    KL(q(z|x) || p(z)) has a closed form for a diagonal-Normal ``q`` (the objective then uses
-    it; otherwise a Monte Carlo estimate), and may override :meth:`bind` to reach the
-    model they belong to (the VampPrior uses the model's encoder).
+    Subclasses implement :meth:`forward` and may override :meth:`bind` to reach the model
+    they belong to (the VampPrior uses the model's encoder). Whether KL(q(z|x) || p(z)) has
+    a closed form follows from the distributions (``torch.distributions.kl_divergence``).
 
     Constructor arguments are recorded automatically, so :meth:`config` can rebuild the
     prior from a saved spec.
     """
 
-    analytic_kl: bool = False
     registry_name: str = ""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -109,8 +107,6 @@ register = priors.register
 @register("standard_normal")
 class StandardNormal(Prior):
     """p(z) = N(0, I): the classic VAE prior; the KL to a diagonal Normal is closed form."""
-
-    analytic_kl = True
 
     def __init__(self, latent_dim: int | None = None):
         super().__init__(latent_dim)
