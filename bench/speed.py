@@ -5,7 +5,8 @@ DataTransformer, and scaling of time per epoch and peak memory with the number o
 
     python bench/speed.py [--epochs 6] [--no-scaling]
 
-``--no-scaling`` keeps the scaling rows of the last full run (bench/results/scaling.csv).
+``--no-scaling`` keeps the scaling rows of the last full run (bench/results/scaling.csv);
+``--ratio-only`` prints the per-epoch comparison and writes nothing.
 
 Writes bench/results/speed.md and speed.csv.
 """
@@ -151,11 +152,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--no-scaling", action="store_true")
+    parser.add_argument("--ratio-only", action="store_true")
     args = parser.parse_args()
     setup()
     df = load("adult")
     ratio = per_epoch_ratio(df, args.epochs)
     print(ratio, flush=True)
+    if args.ratio_only:
+        return
     transforms = transform_times(df)
     sampling = sample_time(df)
     OUT.mkdir(parents=True, exist_ok=True)
