@@ -22,6 +22,7 @@ import pyro
 import torch
 from pyro import poutine
 
+from ppvae.checkpoint import Checkpointing, checkpointing
 from ppvae.data import TableTransformer
 from ppvae.data.layout import TensorTable
 from ppvae.likelihoods import slot_log_prob
@@ -162,9 +163,22 @@ class TabularVAE:
         )
 
     # -- fitting -----------------------------------------------------------------------
-    def fit(self, df: pd.DataFrame) -> TabularVAE:
-        """Learn the table's transforms, then the VAE by SVI. Returns ``self``."""
+    def fit(
+        self,
+        df: pd.DataFrame,
+        checkpoint: str | os.PathLike | Checkpointing | None = None,
+        resume: bool = False,
+    ) -> TabularVAE:
+        """Learn the table's transforms, then the VAE by SVI. Returns ``self``.
+
+        ``checkpoint``: a file to write training checkpoints to (every 10 epochs or 10
+        minutes; a :class:`ppvae.checkpoint.Checkpointing` sets other intervals);
+        ``resume=True`` continues from it, ending as an uninterrupted fit would
+        (docs/long_fits.md).
+        """
         self._check_params()
+        settings = {k: v for k, v in self.get_params().items() if k != "verbose"}
+        checkpoint = checkpointing(checkpoint, resume, settings)
         device = self.device_
         transformer = TableTransformer(
             continuous=self.continuous,
@@ -198,6 +212,7 @@ class TabularVAE:
                 patience=self.patience,
                 generator=generator,
                 verbose=self.verbose,
+                checkpoint=checkpoint,
             )
             if hasattr(
                 module.prior, "fit"
@@ -210,6 +225,7 @@ class TabularVAE:
         self.history_ = result.history
         self.step_history_ = result.steps
         self.best_epoch_ = result.best_epoch
+        self.divergence_ = result.divergence
         self.columns_ = list(df.columns)
         self.n_rows_ = n
         self._train_data = train_data
@@ -395,11 +411,14 @@ class TabularVAE:
         return self._train_data
 
     # -- persistence -------------------------------------------------------------------
-    def save(self, path: str | os.PathLike, force: bool = False) -> Path:
-        """Write the fitted model to directory ``path`` (atomically); see ``ppvae.load``."""
+    def save(
+        self, path: str | os.PathLike, force: bool = False, allow_diverged: bool = False
+    ) -> Path:
+        """Write the fitted model to directory ``path`` (atomically); see ``ppvae.load``.
+        A model whose training ended diverged is refused unless ``allow_diverged``."""
         from ppvae.persistence import save
 
-        return save(self, path, force=force)
+        return save(self, path, force=force, allow_diverged=allow_diverged)
 
     def __repr__(self) -> str:
         defaults = TabularVAE().get_params() if type(self) is TabularVAE else {}
