@@ -48,7 +48,7 @@ LR_DROP = 0.1
 MAX_RECOVERIES = 3
 #: A trained model whose final validation loss is above best + FINAL_FACTOR * max(|best|, 1)
 #: is diverged: ``save`` refuses it unless ``allow_diverged=True``.
-FINAL_FACTOR = 1.0
+FINAL_FACTOR = 10.0
 
 
 class TrainingError(RuntimeError):
@@ -129,16 +129,15 @@ def _explosion_threshold(reference: float) -> float:
     return reference + EXPLOSION_FACTOR * max(abs(reference), 1.0)
 
 
-def final_divergence(history: pd.DataFrame, final_epoch: int) -> str | None:
+def final_divergence(history: pd.DataFrame, final_epoch: int, column: str) -> str | None:
     """Why the model left by training is far worse than the best epoch it reached, or None.
 
-    Compares the plain validation ELBO (``val_loss``; the training loss without held-out
-    rows) of ``final_epoch`` with the best epoch's: more than ``FINAL_FACTOR`` times
-    ``max(|best|, 1 nat)`` above it (twice as bad, for a positive loss) is diverged.
+    Compares ``history[column]`` (a loss comparable across epochs: the plain validation
+    ELBO) at ``final_epoch`` with its best epoch: more than ``FINAL_FACTOR`` times
+    ``max(|best|, 1 nat)`` above it (ten times worse, for a positive loss) is diverged.
     """
-    if history.empty:
+    if column not in history:
         return None
-    column = "val_loss" if "val_loss" in history else "train_loss"
     losses = history[column].to_numpy(dtype=float)
     final = float(losses[final_epoch])
     finite = losses[pd.notna(losses) & (abs(losses) != math.inf)]
@@ -427,7 +426,10 @@ def train(
         final_epoch = progress.best_epoch
     module.eval()
     history = pd.DataFrame(progress.epochs_rows)
-    divergence = final_divergence(history, final_epoch)
+    # the training loss is comparable across epochs only if the objective is the plain ELBO
+    column = "val_loss" if "val_loss" in history else "train_loss"
+    comparable = column == "val_loss" or objective.validation_is_elbo
+    divergence = final_divergence(history, final_epoch, column) if comparable else None
     if divergence is not None:
         warnings.warn(
             f"ppvae: the trained model diverged: {divergence}; saving it needs "
