@@ -37,10 +37,10 @@ class CheckpointError(ValueError):
 class Checkpointing:
     """Where and how often a fit writes its checkpoint.
 
-    ``every_epochs``: write after every that many epochs (None: never by epoch count);
-    ``every_minutes``: write after the first step that ends that long after the previous
-    checkpoint (None: never by time; checked after every step, so long epochs are covered);
-    ``resume``: continue from the checkpoint at ``path`` (it must exist).
+    Checkpoints are written at the end of an epoch: every ``every_epochs`` epochs (None: not
+    by count), and at the first epoch end ``every_minutes`` after the previous checkpoint
+    (None: not by time), whichever comes first. ``resume``: continue from the checkpoint at
+    ``path`` (it must exist). ``settings``: the fit's options, part of the fingerprint.
     """
 
     path: Path
@@ -57,12 +57,13 @@ class Checkpointing:
             isinstance(self.every_epochs, bool) or int(self.every_epochs) < 1
         ):
             raise ValueError(
-                f"checkpoint_every must be a positive number of epochs, got {self.every_epochs!r}"
+                "every_epochs (CLI: --checkpoint-every) must be a positive number of epochs, "
+                f"got {self.every_epochs!r}"
             )
         if self.every_minutes is not None and not float(self.every_minutes) > 0:
             raise ValueError(
-                f"checkpoint_minutes must be a positive number of minutes, got "
-                f"{self.every_minutes!r}"
+                "every_minutes (CLI: --checkpoint-minutes) must be a positive number of "
+                f"minutes, got {self.every_minutes!r}"
             )
 
     def due_by_time(self) -> bool:

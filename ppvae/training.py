@@ -375,8 +375,8 @@ def train(
                 else _objective_on(objective, module, val_data)
             )
             module.train()
-            if not math.isfinite(row["val_objective"]):
-                raise _Diverged(f"the validation loss became {row['val_objective']}")
+            if not math.isfinite(row["val_loss"] + row["val_objective"]):
+                raise _Diverged(f"the validation loss became {row['val_loss']}")
         row["lr"] = _current_lr(optimizer)
         row["recoveries"] = progress.recoveries
         return row
