@@ -376,7 +376,10 @@ def train(
             )
             module.train()
             if not math.isfinite(row["val_loss"] + row["val_objective"]):
-                raise _Diverged(f"the validation loss became {row['val_loss']}")
+                raise _Diverged(
+                    f"the validation loss became {row['val_loss']} (objective: "
+                    f"{row['val_objective']})"
+                )
         row["lr"] = _current_lr(optimizer)
         row["recoveries"] = progress.recoveries
         return row
