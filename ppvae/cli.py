@@ -149,7 +149,12 @@ def fit_checkpointed(vae, df: pd.DataFrame, out: Path, args: argparse.Namespace)
         every_epochs=args.checkpoint_every or None,
         every_minutes=args.checkpoint_minutes or None,
     )
-    vae.fit(df, checkpoint=policy, resume=args.resume)
+    try:
+        vae.fit(df, checkpoint=policy, resume=args.resume)
+    except KeyboardInterrupt:
+        if ckpt.exists():
+            print(f"checkpoint kept in {ckpt}: add --resume to continue the fit", file=sys.stderr)
+        raise
     vae.save(out, force=args.force, allow_diverged=args.allow_diverged)
     ckpt.unlink(missing_ok=True)
     return vae

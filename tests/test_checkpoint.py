@@ -166,3 +166,19 @@ def test_cli_fit_killed_between_checkpoints_resumes_to_the_same_model(tmp_path):
     params = {**options(epochs=5, seed=3, objective=GECO), "hidden": [8]}
     reference = TabularVAE(**params).fit(pd.read_csv(csv))
     assert_same_fit(reference, load(out))
+
+
+def test_cli_fit_interrupted_by_ctrl_c_keeps_its_checkpoint(tmp_path, monkeypatch, capsys):
+    from ppvae.cli import main
+
+    csv, out = tmp_path / "table.csv", tmp_path / "model"
+    small_table().to_csv(csv, index=False)
+    fit = ["fit", str(csv), "-o", str(out), "-q", "--epochs", "3", "--checkpoint-every", "1"]
+    fit += ["--set", "latent_dim=2", "--set", "hidden=[8]", "--set", "batch_size=40"]
+    with monkeypatch.context() as patch:
+        interrupt_after(1, patch)
+        assert main(fit) == 130
+    assert "add --resume" in capsys.readouterr().err and not out.exists()
+    assert torch.load(tmp_path / "model.ckpt", weights_only=True)["progress"]["epoch"] == 2
+    assert main([*fit, "--resume"]) == 0
+    assert load(out).history_["epoch"].tolist() == [0, 1, 2]
