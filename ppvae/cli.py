@@ -125,14 +125,40 @@ def cmd_fit(args: argparse.Namespace) -> int:
     df = read_csv(args.data, args.missing_values or ())
     params = _spec_params(args)
     start = time.perf_counter()
-    vae = TabularVAE(**params).fit(df)
-    vae.save(out, force=args.force)
+    vae = fit_checkpointed(TabularVAE(**params), df, out, args)
     print(
         f"fitted {len(df)} rows x {df.shape[1]} columns in {time.perf_counter() - start:.1f} s "
         f"({len(vae.history_)} epochs); model saved to {out}",
         file=sys.stderr,
     )
     return 0
+
+
+def fit_checkpointed(vae, df: pd.DataFrame, out: Path, args: argparse.Namespace):
+    """Fit with checkpoints in ``<output>.ckpt`` (resumed with --resume), save, and remove
+    the checkpoint once the model is saved."""
+    from ppvae.checkpoint import Checkpointing
+
+    ckpt = out.with_name(f"{out.name}.ckpt")
+    if ckpt.exists() and not (args.resume or args.force):
+        raise CLIError(
+            f"{ckpt} holds the checkpoint of an interrupted fit; pass --resume to continue "
+            "it, or --force to start over"
+        )
+    policy = Checkpointing(
+        ckpt,
+        every_epochs=args.checkpoint_every or None,
+        every_minutes=args.checkpoint_minutes or None,
+    )
+    try:
+        vae.fit(df, checkpoint=policy, resume=args.resume)
+    except KeyboardInterrupt:
+        if ckpt.exists():
+            print(f"checkpoint kept in {ckpt}: add --resume to continue the fit", file=sys.stderr)
+        raise
+    vae.save(out, force=args.force, allow_diverged=args.allow_diverged)
+    ckpt.unlink(missing_ok=True)
+    return vae
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
@@ -233,6 +259,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted fit from its checkpoint OUTPUT.ckpt (same data, options)",
+    )
+    p.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=10,
+        metavar="EPOCHS",
+        help="write OUTPUT.ckpt every EPOCHS epochs (default 10; 0: not by epochs)",
+    )
+    p.add_argument(
+        "--checkpoint-minutes",
+        type=float,
+        default=10.0,
+        metavar="MINUTES",
+        help="and at the first epoch end MINUTES after the last one (default 10; 0: never)",
+    )
+    p.add_argument(
+        "--allow-diverged",
+        action="store_true",
+        help="save the model even if training ended far above its best loss",
+    )
     p.set_defaults(func=cmd_fit)
 
     p = sub.add_parser(

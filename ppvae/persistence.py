@@ -65,11 +65,20 @@ def replace_path(tmp: Path, target: Path, force: bool) -> None:
         os.replace(tmp, target)
 
 
-def save(vae: TabularVAE, path: str | os.PathLike, force: bool = False) -> Path:
-    """Write a fitted ``vae`` to directory ``path``; returns the path."""
+def save(
+    vae: TabularVAE, path: str | os.PathLike, force: bool = False, allow_diverged: bool = False
+) -> Path:
+    """Write a fitted ``vae`` to directory ``path``; returns the path. A model whose training
+    ended diverged (``vae.divergence_``) is refused unless ``allow_diverged``."""
+    from ppvae.training import TrainingError
     from ppvae.version import __version__
 
     vae._check_fitted()
+    if getattr(vae, "divergence_", None) and not allow_diverged:
+        raise TrainingError(
+            f"not saving a diverged model: {vae.divergence_}; refit with a lower learning rate "
+            "(lr), or pass allow_diverged=True (CLI: --allow-diverged) to save it anyway"
+        )
     target = Path(path)
     if target.exists() and not force:
         raise FileExistsError(

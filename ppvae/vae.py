@@ -22,6 +22,7 @@ import pandas as pd
 import torch
 
 from ppvae import persistence
+from ppvae.checkpoint import Checkpointing, checkpointing
 from ppvae.data import TableTransformer
 from ppvae.data.layout import TensorTable
 from ppvae.evaluation import importance_log_likelihood
@@ -166,9 +167,22 @@ class TabularVAE:
         )
 
     # -- fitting -----------------------------------------------------------------------
-    def fit(self, df: pd.DataFrame) -> TabularVAE:
-        """Learn the table's transforms, then the VAE by SVI. Returns ``self``."""
+    def fit(
+        self,
+        df: pd.DataFrame,
+        checkpoint: str | os.PathLike | Checkpointing | None = None,
+        resume: bool = False,
+    ) -> TabularVAE:
+        """Learn the table's transforms, then the VAE by SVI. Returns ``self``.
+
+        ``checkpoint``: a file to write training checkpoints to (every 10 epochs or 10
+        minutes; a :class:`ppvae.checkpoint.Checkpointing` sets other intervals);
+        ``resume=True`` continues from it, ending as an uninterrupted fit would
+        (docs/long_fits.md).
+        """
         self._check_params()
+        settings = {k: v for k, v in self.get_params().items() if k != "verbose"}
+        checkpoint = checkpointing(checkpoint, resume, settings)
         device = self.device_
         transformer = TableTransformer(
             continuous=self.continuous,
@@ -202,6 +216,7 @@ class TabularVAE:
                 patience=self.patience,
                 generator=generator,
                 verbose=self.verbose,
+                checkpoint=checkpoint,
             )
             if hasattr(module.prior, "fit"):  # an ex-post prior: fit it to q(z) of the rows
                 with torch.no_grad():
@@ -214,6 +229,7 @@ class TabularVAE:
             steps=result.steps,
             best_epoch=result.best_epoch,
             n_rows=n,
+            divergence=result.divergence,
         )
 
     def _set_fitted(
@@ -226,6 +242,7 @@ class TabularVAE:
         steps: pd.DataFrame,
         best_epoch: int,
         n_rows: int,
+        divergence: str | None = None,
     ) -> TabularVAE:
         """Set every learned attribute (``fit`` and ``ppvae.load`` both end here)."""
         self.transformer_ = transformer
@@ -237,6 +254,7 @@ class TabularVAE:
         self.best_epoch_ = int(best_epoch)
         self.columns_ = list(module.layout.columns)
         self.n_rows_ = int(n_rows)
+        self.divergence_ = divergence
         return self
 
     def _check_fitted(self) -> None:
@@ -376,9 +394,12 @@ class TabularVAE:
         return self
 
     # -- persistence -------------------------------------------------------------------
-    def save(self, path: str | os.PathLike, force: bool = False) -> Path:
-        """Write the fitted model to directory ``path`` (atomically); see ``ppvae.load``."""
-        return persistence.save(self, path, force=force)
+    def save(
+        self, path: str | os.PathLike, force: bool = False, allow_diverged: bool = False
+    ) -> Path:
+        """Write the fitted model to directory ``path`` (atomically); see ``ppvae.load``.
+        A model whose training ended diverged is refused unless ``allow_diverged``."""
+        return persistence.save(self, path, force=force, allow_diverged=allow_diverged)
 
     def __repr__(self) -> str:
         defaults = TabularVAE().get_params() if type(self) is TabularVAE else {}

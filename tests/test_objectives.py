@@ -197,7 +197,7 @@ def test_geco_meets_its_tolerance_and_moves_lambda(shoppers_numeric):
     assert rising.size and falling.size
     assert geco.c_ma <= geco.tolerance * 1.05
     json_state = geco.state_dict()
-    assert set(json_state) == {"lambda", "c_ma", "tolerance"}
+    assert set(json_state) == {"lambda", "c_ma", "tolerance", "recent"}
 
 
 def test_geco_state_is_saved_with_the_model(adult_small, tmp_path):

@@ -132,10 +132,19 @@ class GECO(Objective):
         self.metrics["constraint"] = self.c_ma - self.tolerance
 
     def state_dict(self) -> dict[str, Any]:
-        return {"lambda": self.lam, "c_ma": self.c_ma, "tolerance": self.tolerance}
+        return {
+            "lambda": self.lam,
+            "c_ma": self.c_ma,
+            "tolerance": self.tolerance,
+            "recent": list(self._recent),  # the warm-up window, so a checkpoint resumes exactly
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.lam = float(state.get("lambda", self.lam))
         self.c_ma = state.get("c_ma", self.c_ma)
         if state.get("tolerance") is not None:
             self.tolerance = float(state["tolerance"])
+        elif self.auto and "tolerance" in state:  # a rollback to before the warm-up ended
+            self.tolerance = None
+        if "recent" in state:
+            self._recent = deque(state["recent"], maxlen=RECENT_STEPS)
