@@ -6,8 +6,6 @@ Definitions and references: ``docs/diagnostics.md``.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -233,17 +231,11 @@ def write_report(
     vae, df: pd.DataFrame, out_dir: str | Path, force: bool = False, max_rows: int = MAX_ROWS
 ) -> Path:
     """Write ``report.md``, the figures (PNG) and ``report.json`` to ``out_dir``, atomically."""
-    from ppvae.persistence import replace_path
+    from ppvae.outputs import atomic_dir, check_target
 
-    target = Path(out_dir)
-    if target.exists() and not force:
-        raise FileExistsError(
-            f"{target} already exists; pass force=True (CLI: --force) to overwrite it"
-        )
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target = check_target(out_dir, "report", force)
     report = diagnose(vae, df, max_rows=max_rows)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
+    with atomic_dir(target, "report", force) as tmp:
         paths = {}
         for name, fig in report.plot().items():
             fig.savefig(tmp / f"{name}.png", dpi=110)
@@ -251,8 +243,4 @@ def write_report(
             paths[name] = f"{name}.png"
         (tmp / "report.md").write_text(report.to_markdown(paths), encoding="utf-8")
         (tmp / "report.json").write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
-        replace_path(tmp, target, force)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return target / "report.md"

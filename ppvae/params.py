@@ -1,0 +1,185 @@
+"""One validation of every ``TabularVAE`` parameter, whatever the door: the constructor
+(checked by ``fit``), a spec file or dict (``load_spec``), or the command line (``--set``).
+
+Each message names the option, what it got and what to pass instead. Errors are
+:class:`ParameterError` (a ``ValueError``; the CLI prints it and exits with code 2).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from numbers import Integral, Real
+from typing import Any
+
+import torch
+
+from ppvae.registry import SpecError
+
+MAX_VAL_FRACTION = 0.9
+MAX_SEED = 2**63 - 1
+CONTINUOUS = ("quantile", "mode_specific")
+DEVICES = ("cpu", "cuda", "mps")
+
+
+class ParameterError(SpecError):
+    """A ``TabularVAE`` parameter has the wrong type or value; the message names it."""
+
+
+def _fail(name: str, value: Any, expected: str) -> ParameterError:
+    return ParameterError(f"{name} must be {expected}, got {value!r}")
+
+
+def _integer(name: str, value: Any, low: int, expected: str, none: bool = False) -> None:
+    if none and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, Integral) or not low <= value:
+        raise _fail(name, value, expected)
+
+
+def _positive(name: str, value: Any, none: bool = False) -> None:
+    what = "a positive integer" + (" or None (null in YAML)" if none else "")
+    _integer(name, value, 1, f"{what}, e.g. {name}=8", none)
+
+
+def _real(value: Any) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _hidden(name: str, value: Any) -> None:
+    if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__iter__"):
+        raise _fail(name, value, "a list of positive layer widths, e.g. hidden=[256, 256]")
+    for width in value:
+        if isinstance(width, bool) or not isinstance(width, Integral) or width < 1:
+            raise _fail(name, value, "a list of positive layer widths, e.g. hidden=[256, 256]")
+
+
+def _spec_like(kind: str) -> Callable[[str, Any], None]:
+    def check(name: str, value: Any) -> None:
+        if isinstance(value, (str, Mapping)) or callable(getattr(value, "config", None)):
+            if isinstance(value, str) and not value.strip():
+                raise _fail(name, value, f"a registered {kind} name")
+            return
+        raise _fail(
+            name, value, f"a {kind} name, a mapping {{name: ..., options}} or a ppvae {kind}"
+        )
+
+    return check
+
+
+def _likelihood(name: str, value: Any) -> None:
+    from ppvae.likelihoods import likelihoods
+
+    if not isinstance(value, str) or value not in likelihoods:
+        raise _fail(name, value, f"one of {', '.join(likelihoods.names())}")
+
+
+def _continuous(name: str, value: Any) -> None:
+    if value not in CONTINUOUS:
+        raise _fail(name, value, f"one of {', '.join(CONTINUOUS)}")
+
+
+def _kinds(name: str, value: Any) -> None:
+    from ppvae.data.schema import KINDS
+
+    if value is None:
+        return
+    if not isinstance(value, Mapping):
+        raise _fail(
+            name, value, "a mapping of column name to kind, e.g. kinds={'zip': 'categorical'}"
+        )
+    for column, kind in value.items():
+        if kind not in KINDS:
+            raise ParameterError(
+                f"kinds[{column!r}] = {kind!r} is not a column kind; use one of {', '.join(KINDS)}"
+            )
+
+
+def _missing_values(name: str, value: Any) -> None:
+    if value is None:
+        return
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, (list, tuple, set)):
+        raise _fail(name, value, "a list of markers, e.g. missing_values=['?', 'NA']")
+    for marker in value:
+        if not isinstance(marker, (str, int, float)) or isinstance(marker, bool):
+            raise _fail(name, value, "a list of strings or numbers, e.g. missing_values=['?']")
+
+
+def _epochs(name: str, value: Any) -> None:
+    _positive(name, value)
+
+
+def _lr(name: str, value: Any) -> None:
+    if not _real(value) or not 0 < value < 10:
+        raise _fail(name, value, "a positive learning rate below 10, e.g. lr=1e-3")
+
+
+def _patience(name: str, value: Any) -> None:
+    _positive(name, value, none=True)
+
+
+def _val_fraction(name: str, value: Any) -> None:
+    if not _real(value) or not 0 <= value <= MAX_VAL_FRACTION:
+        raise _fail(
+            name,
+            value,
+            f"in [0, {MAX_VAL_FRACTION}] (the share of rows held out), e.g. val_fraction=0.1",
+        )
+
+
+def _seed(name: str, value: Any) -> None:
+    _integer(name, value, 0, f"a non-negative integer below 2**63 or None, e.g. {name}=0", True)
+    if value is not None and value > MAX_SEED:
+        raise _fail(name, value, "a non-negative integer below 2**63 or None")
+
+
+def _device(name: str, value: Any) -> None:
+    if isinstance(value, torch.device):
+        return
+    if not isinstance(value, str):
+        raise _fail(name, value, f"a device name ({', '.join(DEVICES)})")
+    try:
+        device = torch.device(value)
+    except (RuntimeError, ValueError):
+        raise _fail(name, value, f"a device name ({', '.join(DEVICES)})") from None
+    if device.type not in DEVICES:
+        raise _fail(name, value, f"a device name ({', '.join(DEVICES)})")
+
+
+def _verbose(name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise _fail(name, value, "true or false")
+
+
+CHECKS: dict[str, Callable[[str, Any], None]] = {
+    "latent_dim": _positive,
+    "hidden": _hidden,
+    "prior": _spec_like("prior"),
+    "objective": _spec_like("objective"),
+    "likelihood": _likelihood,
+    "model": _spec_like("model"),
+    "continuous": _continuous,
+    "kinds": _kinds,
+    "missing_values": _missing_values,
+    "epochs": _epochs,
+    "batch_size": _positive,
+    "lr": _lr,
+    "patience": _patience,
+    "val_fraction": _val_fraction,
+    "seed": _seed,
+    "device": _device,
+    "verbose": _verbose,
+}
+
+
+def check_params(params: Mapping[str, Any], source: str = "") -> None:
+    """Validate the ``TabularVAE`` parameters in ``params`` (any subset); ``source`` (a spec
+    file, ``--set``) prefixes the message."""
+    for name, value in params.items():
+        check = CHECKS.get(name)
+        if check is None:
+            continue
+        try:
+            check(name, value)
+        except ParameterError as exc:
+            raise ParameterError(f"{source}: {exc}" if source else str(exc)) from None
