@@ -151,7 +151,10 @@ class TabularVAE:
     # -- fitting -----------------------------------------------------------------------
     def fit(self, df: pd.DataFrame) -> TabularVAE:
         """Learn the table's transforms, then the VAE by SVI. Returns ``self``."""
+        from ppvae.data.transformer import warn_few_rows
+
         self._check_params()
+        warn_few_rows(df)
         device = self.device_
         transformer = TableTransformer(
             continuous=self.continuous,
