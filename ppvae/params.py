@@ -183,3 +183,70 @@ def check_params(params: Mapping[str, Any], source: str = "") -> None:
             check(name, value)
         except ParameterError as exc:
             raise ParameterError(f"{source}: {exc}" if source else str(exc)) from None
+
+
+def check_condition(vae: Any, n: int, condition: Any) -> dict[str, torch.Tensor]:
+    """Validate ``TabularVAE.sample(n, condition=...)``: a mapping from latent sites of the
+    model to numeric tensors ``[n, ...]`` within each site's support; returns the tensors on
+    the model's device."""
+    import pyro
+    from pyro import poutine
+
+    if not isinstance(condition, Mapping):
+        raise ParameterError(
+            f"condition must be a mapping {{site name: values [n, ...]}}, got {type(condition).__name__}"
+        )
+    module = vae.model_
+    with torch.random.fork_rng(), torch.no_grad(), pyro.validation_enabled(False):
+        trace = poutine.trace(module.model).get_trace(None, num_rows=1)
+    sites = {
+        name: node
+        for name, node in trace.nodes.items()
+        if node["type"] == "sample" and not node["is_observed"]
+    }
+    unknown = [k for k in condition if k not in sites]
+    if unknown:
+        raise ParameterError(
+            f"condition names {unknown}, which the model does not sample; its sites are "
+            f"{list(sites)}"
+        )
+    out = {}
+    for name, value in condition.items():
+        node = sites[name]
+        try:
+            tensor = torch.as_tensor(value)
+        except (TypeError, ValueError, RuntimeError):
+            raise ParameterError(
+                f"condition[{name!r}] must be numbers (a tensor or array [n, ...]), got "
+                f"{type(value).__name__}"
+            ) from None
+        if not (tensor.is_floating_point() or tensor.dtype in (torch.int32, torch.int64)):
+            raise ParameterError(f"condition[{name!r}] must be numbers, got dtype {tensor.dtype}")
+        if tensor.shape[:1] != (n,):
+            raise ParameterError(f"condition: the values of {[name]} must have n = {n} rows")
+        expected = tuple(node["value"].shape[1:])
+        if tuple(tensor.shape[1:]) != expected:
+            raise ParameterError(
+                f"condition[{name!r}] must have shape [n, {', '.join(map(str, expected))}], got "
+                f"{list(tensor.shape)}"
+            )
+        tensor = tensor.to(node["value"].dtype)
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise ParameterError(f"condition[{name!r}] holds NaN or inf values")
+        bad = False
+        try:
+            bad = not bool(node["fn"].support.check(tensor).all())
+        except NotImplementedError:
+            pass
+        if name == "x_cat":
+            cards = torch.as_tensor(vae.layout_.cat_cardinalities)
+            bad = bad or bool(((tensor < 0) | (tensor >= cards)).any())
+        if name == "x_miss":
+            bad = bad or bool(((tensor != 0) & (tensor != 1)).any())
+        if bad:
+            raise ParameterError(
+                f"condition[{name!r}] holds values outside what the site can take (e.g. a "
+                "category code beyond the column's levels); pass values the model can sample"
+            )
+        out[name] = tensor.to(vae.model_device)
+    return out

@@ -263,12 +263,9 @@ class TabularVAE:
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
             raise ValueError(f"n must be a positive number of rows, got {n!r}")
         if condition is not None:
-            condition = {
-                k: torch.as_tensor(v, device=self.model_device) for k, v in condition.items()
-            }
-            wrong = [k for k, v in condition.items() if v.shape[:1] != (n,)]
-            if wrong:
-                raise ValueError(f"condition: the values of {wrong} must have n = {n} rows")
+            from ppvae.params import check_condition
+
+            condition = check_condition(self, int(n), condition)
         with self._rng(seed):
             parts = [
                 self._generate(

@@ -112,9 +112,7 @@ class TableTransformer:
         out = {}
         for name in df.columns:
             s = _normalise(name, df[name], warn)
-            if self.missing_values and (
-                s.dtype == object or pd.api.types.is_string_dtype(s.dtype)
-            ):
+            if self.missing_values and (s.dtype == object or pd.api.types.is_string_dtype(s.dtype)):
                 s = s.mask(s.isin(self.missing_values))
                 if s.notna().any() and s.dtype == object:
                     numeric = pd.to_numeric(s, errors="coerce")

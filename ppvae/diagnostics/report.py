@@ -20,6 +20,7 @@ from ppvae.diagnostics.latent import encode
 from ppvae.diagnostics.ppc import PPC, posterior_predictive_check
 
 MAX_ROWS = 2000
+MIN_ROWS = 10
 
 
 @dataclass
@@ -207,6 +208,14 @@ class Report:
 def diagnose(vae, df: pd.DataFrame, max_rows: int = MAX_ROWS, seed: int = 0) -> Report:
     """Collapse, holes and posterior predictive checks of ``vae`` on (a subsample of) ``df``."""
     vae._check_fitted()
+    if not isinstance(df, pd.DataFrame) or len(df) < MIN_ROWS:
+        from ppvae.data.errors import DataError
+
+        raise DataError(
+            f"diagnose needs at least {MIN_ROWS} rows to estimate covariances and densities, "
+            f"got {len(df) if isinstance(df, pd.DataFrame) else type(df).__name__}: pass more "
+            "rows (e.g. the training table)"
+        )
     rows = df.sample(min(max_rows, len(df)), random_state=seed)
     enc = encode(vae, rows, max_rows=max_rows, seed=seed)
     real = vae.transformer_.prepare(rows)
