@@ -135,7 +135,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
         if target.resolve() == Path(args.model).resolve():
             raise CLIError(f"-o {args.output} is the model itself; write the rows elsewhere")
     vae = load(args.model)
-    chunks = sample_chunks(vae, args.n, args.seed)
+    chunks = sample_chunks(vae, args.n, args.seed, SAMPLE_CHUNK)
     first = next(chunks)
     if args.output != "-":
         check_disk_space(first, args.n, args.output)
