@@ -202,7 +202,7 @@ def test_latin1_files_are_read(tmp_path, capsys):
     from ppvae.data.reader import read_table
 
     path = tmp_path / "latin.csv"
-    path.write_bytes("stadt,n\n".encode() + "Zürich,1\nGenève,2\n".encode("latin-1") * 10)
+    path.write_bytes(b"stadt,n\n" + "Zürich,1\nGenève,2\n".encode("latin-1") * 10)
     with pytest.warns(UserWarning, match="read as latin-1"):
         df = read_table(path)
     assert df["stadt"].iloc[0] == "Zürich"
