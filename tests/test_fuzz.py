@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 import ppvae
 from ppvae.data.errors import DataError
-from ppvae.params import ParameterError
+from ppvae.params import CHECKS, ParameterError
 from ppvae.training import TrainingError
 
 DOCUMENTED = (DataError, ParameterError, TrainingError)
@@ -168,3 +168,65 @@ def check_round_trip(df: pd.DataFrame) -> None:
 @example(pd.DataFrame({"ø": [1.0]}))
 def test_any_small_table_round_trips_or_is_refused_clearly(df):
     check_round_trip(df)
+
+
+FAST = settings(max_examples=100, derandomize=True, deadline=None)
+SEPS = st.sampled_from([",", ";", "\t", "|"])
+CELL = st.text(st.characters(blacklist_categories=["Cs"]), max_size=6)
+
+
+@FAST
+@given(
+    st.lists(st.lists(CELL, min_size=1, max_size=4), min_size=1, max_size=6),
+    SEPS,
+    st.sampled_from(["utf-8", "latin-1", "utf-16"]),
+)
+@example([["a", "a"], ["1", "2"]], ",", "utf-8")  # duplicate header
+@example([["x"], ["\x00"]], ",", "utf-8")  # a NUL byte
+def test_any_small_text_file_reads_or_is_refused_clearly(rows, sep, encoding):
+    import csv
+    import io
+    import os
+
+    from ppvae.data.reader import read_table
+
+    buffer = io.StringIO()
+    csv.writer(buffer, delimiter=sep).writerows(rows)
+    try:
+        raw = buffer.getvalue().encode(encoding)
+    except UnicodeEncodeError:
+        raw = buffer.getvalue().encode("utf-8")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "t.csv")
+        with open(path, "wb") as fh:
+            fh.write(raw)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                df = read_table(path)
+            except DataError as exc:
+                assert str(exc)
+                return
+    assert isinstance(df, pd.DataFrame) and df.shape[1] >= 1 and len(df) >= 1
+
+
+VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(),
+    st.text(max_size=5),
+    st.lists(st.integers(-3, 300) | st.text(max_size=2), max_size=3),
+    st.dictionaries(st.text(max_size=3), st.integers(-2, 5) | st.text(max_size=3), max_size=2),
+)
+
+
+@FAST
+@given(st.sampled_from(sorted(CHECKS)), VALUES)
+def test_any_parameter_value_is_accepted_or_named(name, value):
+    from ppvae.params import check_params
+
+    try:
+        check_params({name: value})
+    except ParameterError as exc:
+        assert name in str(exc)
