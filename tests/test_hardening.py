@@ -220,8 +220,10 @@ def test_missing_values_option_does_not_swallow_the_data(csv, tmp_path):
 def test_diagnose_help_shows_data_as_required(capsys):
     from ppvae.cli import build_parser
 
-    usage = build_parser()._subparsers._group_actions[0].choices["diagnose"].format_usage()
+    commands = build_parser()._subparsers._group_actions[0].choices
+    usage = commands["diagnose"].format_usage()
     assert "--data DATA" in usage and "[--data DATA]" not in usage
+    assert "--missing-values '?'" in commands["fit"].format_help()  # quoted: not a shell glob
 
 
 # 6. one validation of every parameter, whatever the door ---------------------------------
@@ -519,3 +521,37 @@ def test_sigterm_during_a_folder_write_leaves_no_temporary(tmp_path):
 
 def test_output_error_is_a_value_error():
     assert issubclass(OutputError, ValueError)
+
+
+def test_parquet_output_needs_pyarrow_or_round_trips(model_dir, tmp_path, capsys):
+    out = tmp_path / "s.parquet"
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        assert main(["sample", str(model_dir), "-n", "5", "-o", str(out)]) == 2
+        assert "pip install pyarrow" in capsys.readouterr().err
+        assert not out.exists()
+    else:
+        assert main(["sample", str(model_dir), "-n", "5", "-o", str(out)]) == 0
+        assert pd.read_parquet(out).shape == (5, 2)
+
+
+def test_stdout_sample_has_one_header(model_dir, monkeypatch, capsys):
+    import ppvae.cli as cli
+
+    monkeypatch.setattr(cli, "SAMPLE_CHUNK", 4)
+    assert main(["sample", str(model_dir), "-n", "10", "-o", "-", "--seed", "0"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "x,c" and len(lines) == 11 and lines.count("x,c") == 1
+
+
+def test_demo_force_never_deletes_a_users_folder(tmp_path, monkeypatch, capsys):
+    from ppvae import datasets
+
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("keep")
+    monkeypatch.setattr(datasets, "load", lambda name: pytest.fail("demo started"))
+    assert main(["demo", "-o", str(folder), "--force", "-q"]) == 2
+    assert "is not a ppvae demo" in capsys.readouterr().err
+    assert (folder / "notes.txt").read_text() == "keep"
