@@ -44,7 +44,14 @@ class OutputError(ValueError):
 
 
 def umask() -> int:
-    """The process umask (read without changing it for longer than the call)."""
+    """The process umask (from /proc on Linux, else set and restored at once)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
     mask = os.umask(0o022)
     os.umask(mask)
     return mask

@@ -230,7 +230,7 @@ def check_condition(vae: Any, n: int, condition: Any) -> dict[str, torch.Tensor]
                 f"condition[{name!r}] must have shape [n, {', '.join(map(str, expected))}], got "
                 f"{list(tensor.shape)}"
             )
-        tensor = tensor.to(node["value"].dtype)
+        tensor = tensor.to(device=node["value"].device, dtype=node["value"].dtype)
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise ParameterError(f"condition[{name!r}] holds NaN or inf values")
         bad = False
@@ -239,7 +239,7 @@ def check_condition(vae: Any, n: int, condition: Any) -> dict[str, torch.Tensor]
         except NotImplementedError:
             pass
         if name == "x_cat":
-            cards = torch.as_tensor(vae.layout_.cat_cardinalities)
+            cards = torch.as_tensor(vae.layout_.cat_cardinalities, device=tensor.device)
             bad = bad or bool(((tensor < 0) | (tensor >= cards)).any())
         if name == "x_miss":
             bad = bad or bool(((tensor != 0) & (tensor != 1)).any())

@@ -6,6 +6,8 @@ slot tensors; ``inverse_transform`` turns slot values (e.g. samples) back into a
 with the fitted table's columns, order and dtypes: integers are rounded and kept in the
 observed range, categories come only from the observed levels, and a numeric column is NaN
 where its missingness slot is 1.
+
+What is accepted, converted and refused is listed in ``docs/input.md``.
 """
 
 from __future__ import annotations
