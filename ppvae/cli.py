@@ -165,7 +165,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from ppvae.params import check_params
 
     out = check_target(args.output, "demo", args.force)
-    check_params({"epochs": args.epochs, "seed": args.seed}, "command line")
+    check_params(
+        {"seed": args.seed, **({} if args.epochs is None else {"epochs": args.epochs})},
+        "command line",
+    )
     df = datasets.load("adult")
     path = run_demo(
         df, out, epochs=args.epochs, seed=args.seed, verbose=not args.quiet, force=args.force

@@ -555,3 +555,23 @@ def test_demo_force_never_deletes_a_users_folder(tmp_path, monkeypatch, capsys):
     assert main(["demo", "-o", str(folder), "--force", "-q"]) == 2
     assert "is not a ppvae demo" in capsys.readouterr().err
     assert (folder / "notes.txt").read_text() == "keep"
+
+
+# found by the hostile CLI probe after the fixes above -------------------------------------
+def test_binary_file_without_nul_bytes_is_refused(tmp_path, capsys):
+    path = tmp_path / "random.csv"
+    path.write_bytes(bytes(range(1, 32)) * 8 + b"abc")
+    assert main(["fit", str(path), "-o", str(tmp_path / "m")]) == 2
+    assert "contains binary data" in capsys.readouterr().err
+
+
+def test_rows_with_more_fields_than_the_header_are_refused(tmp_path, capsys):
+    path = tmp_path / "ragged.csv"
+    path.write_text("a,b\n1,2,3,4\n5,6\n")
+    assert main(["fit", str(path), "-o", str(tmp_path / "m")]) == 2
+    assert "more fields than the header" in capsys.readouterr().err
+
+
+def test_demo_checks_seed_without_an_epochs_option(tmp_path, capsys):
+    assert main(["demo", "-o", str(tmp_path / "d"), "--seed", "-1", "-q"]) == 2
+    assert "seed must be a non-negative integer" in capsys.readouterr().err

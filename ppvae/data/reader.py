@@ -62,6 +62,14 @@ def _head(path: Path) -> bytes:
         raise DataError(f"{path} could not be read: {exc}") from None
 
 
+def _looks_binary(head: bytes) -> bool:
+    """NUL bytes (outside UTF-16) or many control characters: not a text file."""
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return False
+    control = sum(b < 32 and b not in (9, 10, 13) for b in head)
+    return b"\x00" in head or control > 0.05 * len(head)
+
+
 def _decode(head: bytes, encoding: str | None, path: Path) -> tuple[str, str]:
     """The head as text and the encoding to read the file with."""
     if encoding is not None:
@@ -180,7 +188,7 @@ def read_table(
     else:
         head = _head(p)
         compressed = p.suffix.lower() in (*OPENERS, ".zip")
-        if b"\x00" in head and not head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        if _looks_binary(head):
             raise DataError(f"{path} is not a CSV file (it contains binary data)")
         if head.startswith((b"\xff\xfe", b"\xfe\xff")) and encoding is None:
             encoding = "utf-16"
@@ -209,6 +217,11 @@ def read_table(
             ValueError,
         ) as exc:
             raise DataError(f"{path} could not be read as a CSV file: {exc}") from None
+        if not isinstance(df.index, pd.RangeIndex):
+            raise DataError(
+                f"{path}: some rows have more fields than the header has names; fix those rows "
+                "or the header (is --sep right?)"
+            )
         df = parse_dates(df, str(path))
     if df.shape[1] == 0 or len(df) == 0:
         raise DataError(f"{path} holds no data rows")
