@@ -35,7 +35,10 @@ import pandas as pd
 
 KINDS = ("model", "report", "demo", "table")
 COMPRESSION = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
-TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".zip", *COMPRESSION)
+REPLACEABLE_TABLES = (
+    ".parquet",
+    *(f".{base}{suffix}" for base in ("csv", "tsv") for suffix in ("", ".zip", *COMPRESSION)),
+)
 DISK_MARGIN = 1.1  # refuse a table whose estimated size exceeds free space / margin
 
 
@@ -61,8 +64,8 @@ def _is_output_of_kind(path: Path, kind: str) -> bool:
     """Whether ``path`` is a ppvae output of ``kind`` (what ``force`` may replace)."""
     if path.is_symlink():
         return False
-    if kind == "table":
-        return path.is_file() and table_format(path) is not None
+    if kind == "table":  # a data file by its full extension, never e.g. notes.txt
+        return path.is_file() and path.name.lower().endswith(REPLACEABLE_TABLES)
     if not path.is_dir():
         return False
     if kind == "model":

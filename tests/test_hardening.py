@@ -575,3 +575,14 @@ def test_rows_with_more_fields_than_the_header_are_refused(tmp_path, capsys):
 def test_demo_checks_seed_without_an_epochs_option(tmp_path, capsys):
     assert main(["demo", "-o", str(tmp_path / "d"), "--seed", "-1", "-q"]) == 2
     assert "seed must be a non-negative integer" in capsys.readouterr().err
+
+
+def test_force_replaces_a_table_file_but_not_other_files(model_dir, tmp_path, capsys):
+    table = tmp_path / "old.csv.gz"
+    table.write_bytes(gzip.compress(b"a\n1\n"))
+    assert main(["sample", str(model_dir), "-n", "3", "-o", str(table), "--force"]) == 0
+    assert pd.read_csv(table).shape == (3, 2)
+    notes = tmp_path / "notes"
+    notes.write_text("keep")
+    assert main(["sample", str(model_dir), "-n", "3", "-o", str(notes), "--force"]) == 2
+    assert "is not a ppvae table" in capsys.readouterr().err and notes.read_text() == "keep"
