@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
+from tqdm.auto import tqdm
 
 from ppvae.data.errors import DataError
 from ppvae.outputs import OutputError
@@ -139,7 +140,14 @@ def cmd_sample(args: argparse.Namespace) -> int:
     first = next(chunks)
     if args.output != "-":
         check_disk_space(first, args.n, args.output)
-    rows = write_table(itertools.chain([first], chunks), args.output, args.force)
+    with tqdm(total=args.n, unit="rows", disable=args.n <= SAMPLE_CHUNK, file=sys.stderr) as bar:
+
+        def counted(parts: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+            for part in parts:
+                yield part
+                bar.update(len(part))
+
+        rows = write_table(counted(itertools.chain([first], chunks)), args.output, args.force)
     if args.output != "-":
         print(f"wrote {rows} rows to {args.output}", file=sys.stderr)
     return 0
