@@ -102,6 +102,22 @@ def test_time_types_survive_save_and_load(tmp_path, values, dtype):
         assert synth["v"].between(real.min(), real.max()).all()
 
 
+@pytest.mark.parametrize(
+    "values",
+    [
+        pd.to_timedelta(np.arange(N), unit="min"),
+        pd.period_range("2020-01", periods=N, freq="M"),
+        np.arange(N, dtype=np.uint64) + np.uint64(2**63),
+    ],
+    ids=["timedelta", "period", "uint64"],
+)
+def test_diagnose_handles_converted_types(tmp_path, values):
+    from ppvae.diagnostics.report import write_report
+
+    df = pd.DataFrame({"v": values, "x": np.arange(N) * 1.5})
+    assert write_report(fit(df), df, tmp_path / "r").is_file()
+
+
 def test_decimal_is_modelled_as_float_with_a_warning(tmp_path):
     df = pd.DataFrame({"d": [decimal.Decimal(i) / 4 for i in range(N)]})
     with pytest.warns(UserWarning, match="'d' holds Decimal values"):

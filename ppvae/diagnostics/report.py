@@ -219,7 +219,7 @@ def diagnose(vae, df: pd.DataFrame, max_rows: int = MAX_ROWS, seed: int = 0) -> 
     rows = df.sample(min(max_rows, len(df)), random_state=seed)
     enc = encode(vae, rows, max_rows=max_rows, seed=seed)
     real = vae.transformer_.prepare(rows)
-    generated = vae.sample(len(rows), seed=seed)
+    generated = vae.transformer_.prepare(vae.sample(len(rows), seed=seed))  # as `real`
     info = {
         "rows diagnosed": len(rows),
         "latent_dim": vae.latent_dim,
