@@ -7,18 +7,21 @@ Exit codes: 0 on success, 2 on bad input or usage (a message on stderr says what
 from __future__ import annotations
 
 import argparse
-import os
+import itertools
 import sys
-import tempfile
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
+from tqdm.auto import tqdm
 
 from ppvae.data.errors import DataError
-from ppvae.persistence import ModelFormatError, replace_path
+from ppvae.outputs import OutputError
+from ppvae.persistence import ModelFormatError
 from ppvae.registry import SpecError
 from ppvae.training import TrainingError
 
@@ -26,65 +29,37 @@ USER_ERRORS = (
     DataError,
     SpecError,
     ModelFormatError,
+    OutputError,
     FileExistsError,
     FileNotFoundError,
     TrainingError,
     ValueError,
 )
+SAMPLE_CHUNK = 65_536  # rows drawn and written at a time by `ppvae sample`
 
 
 class CLIError(Exception):
     """Bad input from the command line: printed without a traceback, exit code 2."""
 
 
-def read_csv(path: str, missing_values: Sequence[str] = ()) -> pd.DataFrame:
-    """Read a CSV file, turning pandas' parse failures into a clear :class:`CLIError`."""
-    p = Path(path)
-    if not p.is_file():
-        raise CLIError(f"no such file: {path}")
-    with open(p, "rb") as fh:
-        head = fh.read(4096)
-    compressed = p.suffix in {".gz", ".bz2", ".zip", ".xz", ".zst"}
-    if not compressed and b"\x00" in head:
-        raise CLIError(f"{path} is not a CSV file (it contains binary data)")
-    try:
-        df = pd.read_csv(p, na_values=list(missing_values) or None, keep_default_na=True)
-    except (
-        pd.errors.ParserError,
-        pd.errors.EmptyDataError,
-        UnicodeDecodeError,
-        OSError,
-        EOFError,
-    ) as exc:
-        raise CLIError(f"{path} could not be read as a CSV file: {exc}") from None
-    if df.shape[1] == 0 or len(df) == 0:
-        raise CLIError(f"{path} holds no data rows")
-    return df
+def read_csv(
+    path: str,
+    missing_values: Sequence[str] = (),
+    sep: str | None = None,
+    encoding: str | None = None,
+) -> pd.DataFrame:
+    """Read a table file (see :func:`ppvae.data.reader.read_table`)."""
+    from ppvae.data.reader import read_table
 
-
-def write_csv(df: pd.DataFrame, path: str, force: bool) -> None:
-    """Write ``df`` to ``path`` atomically ('-' writes to stdout)."""
-    if path == "-":
-        df.to_csv(sys.stdout, index=False)
-        return
-    target = Path(path)
-    if target.exists() and not force:
-        raise CLIError(f"{target} already exists; pass --force to overwrite it")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        df.to_csv(tmp, index=False)
-        replace_path(Path(tmp), target, force=True)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    return read_table(path, sep=sep, encoding=encoding, missing_values=missing_values)
 
 
 def _yaml_value(text: str, option: str):
     """A name (``vamp``), number or inline YAML mapping (``{name: mixture, components: 5}``)."""
+    from ppvae.spec import safe_yaml
+
     try:
-        return yaml.safe_load(text)
+        return safe_yaml(text, option)
     except yaml.YAMLError as exc:
         raise CLIError(
             f"{option}: {text!r} is not a name, number or YAML mapping ({exc})"
@@ -92,6 +67,7 @@ def _yaml_value(text: str, option: str):
 
 
 def _spec_params(args: argparse.Namespace) -> dict:
+    from ppvae.params import check_params
     from ppvae.spec import check_spec_keys, load_spec
     from ppvae.vae import TabularVAE
 
@@ -106,6 +82,8 @@ def _spec_params(args: argparse.Namespace) -> dict:
             raise CLIError(f"--set expects KEY=VALUE (e.g. --set latent_dim=8), got {item!r}")
         params[key.strip()] = _yaml_value(text, f"--set {key.strip()}")
     check_spec_keys(params, "command line", TabularVAE.option_names())
+    if "hidden" in params and isinstance(params["hidden"], list):
+        params["hidden"] = tuple(params["hidden"])
     for key in ("epochs", "seed", "device"):
         value = getattr(args, key, None)
         if value is not None:
@@ -113,17 +91,17 @@ def _spec_params(args: argparse.Namespace) -> dict:
     if getattr(args, "missing_values", None):
         params["missing_values"] = list(args.missing_values)
     params["verbose"] = not args.quiet
+    check_params(params, "command line")
     return params
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
+    from ppvae.outputs import check_target
     from ppvae.vae import TabularVAE
 
-    out = Path(args.output)
-    if out.exists() and not args.force:
-        raise CLIError(f"{out} already exists; pass --force to overwrite it")
-    df = read_csv(args.data, args.missing_values or ())
+    out = check_target(args.output, "model", args.force)
     params = _spec_params(args)
+    df = read_csv(args.data, args.missing_values or (), args.sep, args.encoding)
     start = time.perf_counter()
     vae = fit_checkpointed(TabularVAE(**params), df, out, args)
     print(
@@ -161,33 +139,55 @@ def fit_checkpointed(vae, df: pd.DataFrame, out: Path, args: argparse.Namespace)
     return vae
 
 
+def sample_chunks(
+    vae, n: int, seed: int | None, chunk: int = SAMPLE_CHUNK
+) -> Iterator[pd.DataFrame]:
+    """``n`` rows from ``vae`` in chunks of at most ``chunk`` rows. The first chunk is
+    ``vae.sample(min(n, chunk), seed)``; chunk i > 0 uses a seed derived from (seed, i)."""
+    for i, start in enumerate(range(0, n, chunk)):
+        if seed is None or i == 0:
+            chunk_seed = seed
+        else:
+            chunk_seed = int(np.random.SeedSequence([seed, i]).generate_state(1)[0])
+        yield vae.sample(min(chunk, n - start), seed=chunk_seed)
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
+    from ppvae.outputs import check_disk_space, check_target, write_table
     from ppvae.vae import load
 
     if args.n <= 0:
         raise CLIError(f"-n must be a positive number of rows, got {args.n}")
-    if args.output != "-" and Path(args.output).exists() and not args.force:
-        raise CLIError(f"{args.output} already exists; pass --force to overwrite it")
-    vae = load(args.model)
-    synth = vae.sample(args.n, seed=args.seed)
-    write_csv(synth, args.output, args.force)
     if args.output != "-":
-        print(f"wrote {len(synth)} rows to {args.output}", file=sys.stderr)
+        target = check_target(args.output, "table", args.force)
+        if target.resolve() == Path(args.model).resolve():
+            raise CLIError(f"-o {args.output} is the model itself; write the rows elsewhere")
+    vae = load(args.model)
+    chunks = sample_chunks(vae, args.n, args.seed, SAMPLE_CHUNK)
+    first = next(chunks)
+    if args.output != "-":
+        check_disk_space(first, args.n, args.output)
+    with tqdm(total=args.n, unit="rows", disable=args.n <= SAMPLE_CHUNK, file=sys.stderr) as bar:
+
+        def counted(parts: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+            for part in parts:
+                yield part
+                bar.update(len(part))
+
+        rows = write_table(counted(itertools.chain([first], chunks)), args.output, args.force)
+    if args.output != "-":
+        print(f"wrote {rows} rows to {args.output}", file=sys.stderr)
     return 0
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
     from ppvae.diagnostics.report import write_report
+    from ppvae.outputs import check_target
     from ppvae.vae import load
 
-    out = Path(args.output)
-    if out.exists() and not args.force:
-        raise CLIError(f"{out} already exists; pass --force to overwrite it")
+    out = check_target(args.output, "report", args.force)
     vae = load(args.model)
-    if args.data:
-        df = read_csv(args.data, vae.missing_values or ())
-    else:
-        raise CLIError("diagnose needs the data the model should explain: pass --data FILE.csv")
+    df = read_csv(args.data, vae.missing_values or (), args.sep, args.encoding)
     path = write_report(vae, df, out, force=args.force)
     print(f"report written to {path}", file=sys.stderr)
     return 0
@@ -196,16 +196,27 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from ppvae import datasets
     from ppvae.demo import run_demo
+    from ppvae.outputs import check_target
+    from ppvae.params import check_params
 
-    out = Path(args.output)
-    if out.exists() and not args.force:
-        raise CLIError(f"{out} already exists; pass --force to overwrite it")
+    out = check_target(args.output, "demo", args.force)
+    check_params(
+        {"seed": args.seed, **({} if args.epochs is None else {"epochs": args.epochs})},
+        "command line",
+    )
     df = datasets.load("adult")
     path = run_demo(
         df, out, epochs=args.epochs, seed=args.seed, verbose=not args.quiet, force=args.force
     )
     print(f"demo finished: read {path}", file=sys.stderr)
     return 0
+
+
+def _add_reading_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--sep", help="column separator (default: guessed among , ; TAB |, with a warning)"
+    )
+    p.add_argument("--encoding", help="text encoding (default: UTF-8, else latin-1 with a warning)")
 
 
 def cmd_specs(args: argparse.Namespace) -> int:
@@ -253,11 +264,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="cpu or cuda")
     p.add_argument(
         "--missing-values",
-        nargs="+",
+        action="append",
         metavar="MARKER",
-        help="extra missing-value markers, e.g. '?'",
+        help="a value read as missing, quoted for the shell: --missing-values '?' "
+        "(repeat the option for several markers)",
     )
-    p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    _add_reading_options(p)
+    p.add_argument(
+        "--force", action="store_true", help="replace an existing ppvae model at --output"
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument(
         "--resume",
@@ -292,9 +307,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("model", help="model directory written by `ppvae fit`")
     p.add_argument("-n", type=int, required=True, help="number of rows")
-    p.add_argument("-o", "--output", required=True, help="output CSV file ('-' for stdout)")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="output file: .csv, .csv.gz/.bz2/.xz/.zip (compressed), .parquet, or '-' (stdout)",
+    )
     p.add_argument("--seed", type=int, help="random seed (same seed, same rows)")
-    p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    p.add_argument(
+        "--force", action="store_true", help="replace an existing table file at --output"
+    )
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser(
@@ -303,9 +325,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Collapse, holes and posterior predictive checks of a saved model, as a Markdown report with PNG figures and JSON.",
     )
     p.add_argument("model", help="model directory written by `ppvae fit`")
-    p.add_argument("--data", help="CSV file the model should explain (e.g. its training data)")
+    p.add_argument(
+        "--data",
+        required=True,
+        help="CSV file the model should explain (e.g. its training data)",
+    )
     p.add_argument("-o", "--output", required=True, help="report directory")
-    p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    _add_reading_options(p)
+    p.add_argument(
+        "--force", action="store_true", help="replace an existing ppvae report at --output"
+    )
     p.set_defaults(func=cmd_diagnose)
 
     p = sub.add_parser(
@@ -323,7 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="training epochs (default: the default spec's, with early stopping)",
     )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    p.add_argument(
+        "--force", action="store_true", help="replace an existing ppvae demo at --output"
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_demo)
 
@@ -332,11 +363,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    text = str(message)
+    print(f"ppvae: warning: {text.removeprefix('ppvae: ')}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("default", UserWarning)
+            warnings.showwarning = _show_warning
+            return int(args.func(args) or 0)
     except CLIError as exc:
         print(f"ppvae {args.command}: error: {exc}", file=sys.stderr)
         return 2

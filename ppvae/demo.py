@@ -9,14 +9,12 @@ written to a temporary directory first and moved into place at the end.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
 
-from ppvae.persistence import replace_path
+from ppvae.outputs import atomic_dir, check_target, write_table
 from ppvae.vae import TabularVAE
 
 DIAGNOSE_ROWS = 2000
@@ -33,12 +31,8 @@ def run_demo(
     """Run the demo on ``df`` (Adult as bundled) into directory ``out``; returns the README path."""
     from ppvae.diagnostics.report import write_report
 
-    target = Path(out)
-    if target.exists() and not force:
-        raise FileExistsError(f"{target} already exists; pass --force to overwrite it")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
+    target = check_target(out, "demo", force)
+    with atomic_dir(target, "demo", force) as tmp:
         overrides = {"seed": seed, "verbose": verbose, "missing_values": ["?"]}
         if epochs is not None:
             overrides["epochs"] = epochs
@@ -50,7 +44,7 @@ def run_demo(
         start = time.perf_counter()
         synth = vae.sample(len(df), seed=seed)
         sample_seconds = time.perf_counter() - start
-        synth.to_csv(tmp / "synthetic.csv", index=False)
+        write_table(synth, tmp / "synthetic.csv")
         rows = df.sample(min(DIAGNOSE_ROWS, len(df)), random_state=seed)
         start = time.perf_counter()
         write_report(vae, rows, tmp / "report")
@@ -72,8 +66,4 @@ def run_demo(
         for key, value in report.get("headline", {}).items():
             lines.append(f"- {key}: {value}")
         (tmp / "README.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-        replace_path(tmp, target, force)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return target / "README.md"

@@ -7,17 +7,19 @@ A saved model is a directory::
     transformer.json     the fitted column transforms (numbers and strings only)
     weights.pt           the module's ``state_dict``, read with ``torch.load(weights_only=True)``
     history.csv          per-epoch losses;  steps.csv: per-step objective metrics
+    checksums.json       the SHA-256 of every other file, verified by ``load``
 
-The directory is written under a temporary name and renamed into place, so a crash never
-leaves a half-written model, and an existing model is replaced only with ``force=True``.
+The directory is written under a temporary name and renamed into place (``ppvae.outputs``),
+so a crash never leaves a half-written model, and an existing model is replaced only with
+``force=True``. ``load`` refuses a model whose files changed since they were saved (a flipped
+bit, an edited transform) and weights that are not finite.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +30,7 @@ import torch
 from ppvae.data import TableTransformer
 from ppvae.data.layout import Layout
 from ppvae.objectives import objectives
+from ppvae.outputs import atomic_dir, replace_path  # noqa: F401 (replace_path: re-exported)
 from ppvae.spec import _plain, dump_spec
 
 if TYPE_CHECKING:
@@ -36,33 +39,11 @@ if TYPE_CHECKING:
 FORMAT = "ppvae-model"
 FORMAT_VERSION = 1
 FILES = ("ppvae.json", "transformer.json", "weights.pt")
+CHECKSUMS = "checksums.json"
 
 
 class ModelFormatError(ValueError):
     """A directory is not a ppvae model, is corrupted, or was written by a newer ppvae."""
-
-
-def replace_path(tmp: Path, target: Path, force: bool) -> None:
-    """Move ``tmp`` (a file or directory) to ``target``; replace an existing target only if
-    ``force``, keeping the old one until the new one is in place."""
-    if target.exists() or target.is_symlink():
-        if not force:
-            raise FileExistsError(
-                f"{target} already exists; pass force=True (CLI: --force) to overwrite it"
-            )
-        backup = target.with_name(f".{target.name}.old-{os.getpid()}")
-        os.replace(target, backup)
-        try:
-            os.replace(tmp, target)
-        except BaseException:
-            os.replace(backup, target)
-            raise
-        if backup.is_dir():
-            shutil.rmtree(backup)
-        else:
-            backup.unlink()
-    else:
-        os.replace(tmp, target)
 
 
 def save(
@@ -80,11 +61,6 @@ def save(
             "(lr), or pass allow_diverged=True (CLI: --allow-diverged) to save it anyway"
         )
     target = Path(path)
-    if target.exists() and not force:
-        raise FileExistsError(
-            f"{target} already exists; pass force=True (CLI: --force) to overwrite it"
-        )
-    target.parent.mkdir(parents=True, exist_ok=True)
     params = _plain(vae.get_params())
     params["prior"] = _plain(vae.model_.prior.config())
     params["objective"] = _plain(vae.objective_.config())
@@ -97,9 +73,9 @@ def save(
         "objective_state": vae.objective_.state_dict(),
         "best_epoch": int(vae.best_epoch_),
         "n_rows": int(vae.n_rows_),
+        "checksums": CHECKSUMS,
     }
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
+    with atomic_dir(target, "model", force) as tmp:
         (tmp / "ppvae.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
         (tmp / "spec.yaml").write_text(dump_spec(params), encoding="utf-8")
         (tmp / "transformer.json").write_text(
@@ -110,11 +86,71 @@ def save(
         )
         vae.history_.to_csv(tmp / "history.csv", index=False)
         vae.step_history_.to_csv(tmp / "steps.csv", index=False)
-        replace_path(tmp, target, force)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        write_checksums(tmp)
     return target
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_checksums(root: Path) -> None:
+    """Write ``checksums.json``: the SHA-256 of every file under ``root``."""
+    files = sorted(
+        p.relative_to(root).as_posix()
+        for p in root.rglob("*")
+        if p.is_file() and p.name != CHECKSUMS
+    )
+    sums = {name: _sha256(root / name) for name in files}
+    (root / CHECKSUMS).write_text(
+        json.dumps({"algorithm": "sha256", "files": sums}, indent=1), encoding="utf-8"
+    )
+
+
+def verify_checksums(root: Path) -> None:
+    """Raise :class:`ModelFormatError` unless every file listed in ``checksums.json`` is a
+    file with the recorded SHA-256."""
+    if not (root / CHECKSUMS).is_file():
+        raise ModelFormatError(
+            f"{root} could not be loaded: {CHECKSUMS} is missing; the model is corrupted: "
+            "save it again"
+        )
+    record = _read_json(root / CHECKSUMS)
+    files = record.get("files") if isinstance(record, dict) else None
+    if not isinstance(files, dict) or not all(f in files for f in FILES):
+        raise ModelFormatError(f"{root}/{CHECKSUMS} is corrupted: it does not list {FILES}")
+    for name, expected in files.items():
+        path = root / str(name)
+        if Path(str(name)).is_absolute() or ".." in Path(str(name)).parts:
+            raise ModelFormatError(f"{root}/{CHECKSUMS} is corrupted: it names {name!r}")
+        if not path.is_file():
+            raise ModelFormatError(
+                f"{root} could not be loaded: {name} is missing or is not a file; the model is "
+                "corrupted: restore the file or save the model again"
+            )
+        if _sha256(path) != expected:
+            raise ModelFormatError(
+                f"{root} could not be loaded: {name} changed since the model was saved "
+                "(checksum mismatch); the model is corrupted: restore the file or save the "
+                "model again"
+            )
+
+
+def _check_finite(state: dict[str, Any], root: Path) -> None:
+    bad = [
+        k
+        for k, v in state.items()
+        if isinstance(v, torch.Tensor) and v.is_floating_point() and not torch.isfinite(v).all()
+    ]
+    if bad:
+        raise ModelFormatError(
+            f"{root}/weights.pt holds non-finite values (NaN or inf) in {bad[:5]}: the model "
+            "is unusable; refit it"
+        )
 
 
 def _read_json(path: Path) -> Any:
@@ -150,6 +186,8 @@ def load(
             f"{root} was written in model format {meta['format_version']} by ppvae "
             f"{meta.get('ppvae_version')}; this ppvae reads format {FORMAT_VERSION}: upgrade ppvae"
         )
+    if meta.get("checksums") or (root / CHECKSUMS).exists():  # absent in models before 0.1
+        verify_checksums(root)
     try:
         params = dict(meta["params"])
         params["device"] = str(device)
@@ -157,6 +195,7 @@ def load(
         transformer = TableTransformer.from_dict(_read_json(root / "transformer.json"))
         module = vae._build_module(Layout.from_dict(meta["layout"]))
         state = torch.load(root / "weights.pt", map_location="cpu", weights_only=True)
+        _check_finite(state, root)
         module.load_state_dict(state)
         objective = objectives.build(params["objective"])
         objective.load_state_dict(meta.get("objective_state", {}))
@@ -178,7 +217,11 @@ def load(
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
+    if path.exists() and not path.is_file():
+        raise ModelFormatError(f"{path} is not a file: the model is corrupted; save it again")
     try:
         return pd.read_csv(path)
     except (FileNotFoundError, pd.errors.EmptyDataError):
         return pd.DataFrame()
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise ModelFormatError(f"{path} is corrupted ({exc}); save the model again") from None

@@ -16,9 +16,46 @@ from typing import Any
 
 import yaml
 
+from ppvae.params import check_params
 from ppvae.registry import SpecError
 
 SPECS_DIR = Path(__file__).resolve().parent / "specs"
+MAX_SPEC_BYTES = 1_000_000
+MAX_SPEC_NODES = 10_000  # values a spec may hold once YAML aliases are expanded
+
+
+def safe_yaml(text: str, source: str) -> Any:
+    """Parse YAML with the safe loader, refusing text that expands (through anchors and
+    aliases, the "billion laughs") to more than ``MAX_SPEC_NODES`` values."""
+    if len(text) > MAX_SPEC_BYTES:
+        raise SpecError(f"{source} is {len(text)} characters; a spec is at most {MAX_SPEC_BYTES}")
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        sizes: dict[int, int] = {}
+
+        def size(n: yaml.Node) -> int:
+            if id(n) not in sizes:
+                sizes[id(n)] = 0  # a recursive alias counts once
+                if isinstance(n, yaml.MappingNode):
+                    total = 1 + sum(size(k) + size(v) for k, v in n.value)
+                elif isinstance(n, yaml.SequenceNode):
+                    total = 1 + sum(size(v) for v in n.value)
+                else:
+                    total = 1
+                sizes[id(n)] = min(total, MAX_SPEC_NODES + 1)
+            return sizes[id(n)]
+
+        if size(node) > MAX_SPEC_NODES:
+            raise SpecError(
+                f"{source} expands to more than {MAX_SPEC_NODES} values through YAML anchors "
+                "and aliases; a spec holds a few options: write them out without aliases"
+            )
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
 
 
 def shipped_specs() -> list[str]:
@@ -52,8 +89,8 @@ def load_spec(
         path = resolve_spec_path(spec)
         source = str(path)
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
+            data = safe_yaml(path.read_text(encoding="utf-8"), f"spec {source}")
+        except (yaml.YAMLError, RecursionError, UnicodeDecodeError) as exc:
             raise SpecError(f"spec {source} is not valid YAML: {exc}") from None
         if data is None:
             data = {}
@@ -66,6 +103,7 @@ def load_spec(
         check_spec_keys(data, source, options)
     if "hidden" in data and isinstance(data["hidden"], list):
         data["hidden"] = tuple(data["hidden"])
+    check_params(data, source)
     return data
 
 

@@ -113,22 +113,9 @@ class TabularVAE:
         return {k: getattr(self, k) for k in inspect.signature(type(self)).parameters}
 
     def _check_params(self) -> None:
-        def positive_int(name: str, allow_none: bool = False) -> None:
-            value = getattr(self, name)
-            if allow_none and value is None:
-                return
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        from ppvae.params import check_params
 
-        for name in ("latent_dim", "epochs", "batch_size"):
-            positive_int(name)
-        positive_int("patience", allow_none=True)
-        if not all(isinstance(h, (int, np.integer)) and h > 0 for h in self.hidden):
-            raise ValueError(f"hidden must be a list of positive layer widths, got {self.hidden!r}")
-        if not (isinstance(self.lr, (int, float)) and 0 < self.lr < 10):
-            raise ValueError(f"lr must be a positive learning rate such as 1e-3, got {self.lr!r}")
-        if not (0 <= self.val_fraction < 1):
-            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction!r}")
+        check_params(self.get_params())
 
     @property
     def device_(self) -> torch.device:
@@ -180,7 +167,10 @@ class TabularVAE:
         ``resume=True`` continues from it, ending as an uninterrupted fit would
         (docs/long_fits.md).
         """
+        from ppvae.data.transformer import warn_few_rows
+
         self._check_params()
+        warn_few_rows(df)
         settings = {k: v for k, v in self.get_params().items() if k != "verbose"}
         checkpoint = checkpointing(checkpoint, resume, settings)
         device = self.device_
@@ -299,12 +289,9 @@ class TabularVAE:
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
             raise ValueError(f"n must be a positive number of rows, got {n!r}")
         if condition is not None:
-            condition = {
-                k: torch.as_tensor(v, device=self.model_device) for k, v in condition.items()
-            }
-            wrong = [k for k, v in condition.items() if v.shape[:1] != (n,)]
-            if wrong:
-                raise ValueError(f"condition: the values of {wrong} must have n = {n} rows")
+            from ppvae.params import check_condition
+
+            condition = check_condition(self, int(n), condition)
         with self._rng(seed):
             parts = [
                 self._generate(

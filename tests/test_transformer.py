@@ -225,7 +225,8 @@ def test_constant_column_and_single_row_fit_and_sample():
     vae = ppvae.TabularVAE(epochs=2, hidden=(16,), latent_dim=2, verbose=False).fit(df)
     synth = vae.sample(50, seed=0)
     assert (synth["const"] == 7.0).all() and (synth["c"] == "k").all()
-    one = ppvae.TabularVAE(epochs=2, hidden=(8,), latent_dim=2, verbose=False).fit(df.head(1))
+    with pytest.warns(UserWarning, match="only 1 row"):
+        one = ppvae.TabularVAE(epochs=2, hidden=(8,), latent_dim=2, verbose=False).fit(df.head(1))
     assert one.sample(3, seed=0).shape == (3, 3)
 
 

@@ -2,7 +2,8 @@
 
 Rules (applied after the declared missing markers have become NaN):
 
-- ``bool`` -> ``boolean``; ``datetime64`` -> ``datetime``;
+- ``bool`` -> ``boolean``; ``datetime64`` (naive or time-zone aware) and ``period`` ->
+  ``datetime``; ``timedelta64`` is modelled as its number of nanoseconds;
 - ``object`` / ``string`` / ``category`` -> ``categorical`` (an object column of mixed types,
   such as ``["1", 2, None]``, is modelled on the string form of its values, so it comes back
   as strings);
@@ -39,6 +40,7 @@ class Column:
     mixed_types: bool = False
     categories: list[Any] | None = field(default=None)  # the categories of a ``category`` dtype
     ordered: bool = False
+    offset: int | None = None  # an integer column's minimum, kept exactly (uint64, >= 2**63)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -6,10 +6,15 @@ slot tensors; ``inverse_transform`` turns slot values (e.g. samples) back into a
 with the fitted table's columns, order and dtypes: integers are rounded and kept in the
 observed range, categories come only from the observed levels, and a numeric column is NaN
 where its missingness slot is 1.
+
+What is accepted, converted and refused is listed in ``docs/input.md``.
 """
 
 from __future__ import annotations
 
+import datetime
+import decimal
+import json
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -25,12 +30,39 @@ from ppvae.data.transforms import CategoricalCodes, ColumnTransform, ModeSpecifi
 
 CONTINUOUS_ENCODINGS = ("quantile", "mode_specific")
 ID_LIKE_LEVELS = 1000
+FEW_ROWS = 10
+NAME_TYPES = (str, int, float, np.integer, np.floating)
+CONTAINERS = (list, tuple, dict, set, frozenset, np.ndarray)
+DATETIMES = (datetime.datetime, datetime.date, pd.Timestamp)
+
+
+def warn_few_rows(df: pd.DataFrame) -> None:
+    """Warn that a model of fewer than ``FEW_ROWS`` rows can only copy them."""
+    if isinstance(df, pd.DataFrame) and 0 < len(df) < FEW_ROWS:
+        warnings.warn(
+            f"the table has only {len(df)} row(s): a model of so few rows reproduces them, so "
+            f"synthetic rows will be (near) copies of the real ones; fit on at least {FEW_ROWS} "
+            "rows, and never share samples of a tiny table as anonymous",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _check_frame(df: Any) -> None:
     if not isinstance(df, pd.DataFrame):
         raise TypeError(
             f"expected a pandas DataFrame, got {type(df).__name__}; wrap your data in pd.DataFrame(...)"
+        )
+    if isinstance(df.columns, pd.MultiIndex):
+        raise DataError(
+            "the table has multi-level (MultiIndex) column names; flatten them first: "
+            "df.columns = ['_'.join(map(str, c)) for c in df.columns]"
+        )
+    odd = [c for c in df.columns if not isinstance(c, NAME_TYPES)]
+    if odd:
+        raise DataError(
+            f"column name(s) {odd[:5]} are not strings or numbers; rename them: "
+            "df.columns = [str(c) for c in df.columns]"
         )
     if df.shape[1] == 0:
         raise DataError("the table has no columns")
@@ -74,14 +106,15 @@ class TableTransformer:
         self.seed = seed
 
     # -- preparation -------------------------------------------------------------------
-    def prepare(self, df: pd.DataFrame) -> pd.DataFrame:
-        """Declared missing markers -> NaN (object columns only, never numbers)."""
-        if not self.missing_values:
-            return df
+    def prepare(self, df: pd.DataFrame, warn: bool = False) -> pd.DataFrame:
+        """Cells as the transforms take them: declared missing markers -> NaN (text columns
+        only, never numbers); durations -> nanoseconds, periods -> timestamps, ``Decimal``
+        -> float, ``datetime`` objects -> datetime64; containers, bytes and complex numbers
+        are refused (see :func:`_normalise`)."""
         out = {}
         for name in df.columns:
-            s = df[name]
-            if s.dtype == object or pd.api.types.is_string_dtype(s.dtype):
+            s = _normalise(name, df[name], warn)
+            if self.missing_values and (s.dtype == object or pd.api.types.is_string_dtype(s.dtype)):
                 s = s.mask(s.isin(self.missing_values))
                 if s.notna().any() and s.dtype == object:
                     numeric = pd.to_numeric(s, errors="coerce")
@@ -93,16 +126,9 @@ class TableTransformer:
     def _values(self, col: Column, s: pd.Series) -> np.ndarray:
         """A column's values as the transform takes them."""
         if col.kind == "datetime":
-            values = pd.to_datetime(s, errors="coerce")
-            return (
-                values.astype("int64").to_numpy(dtype=float)
-                if not values.isna().any()
-                else np.where(
-                    values.isna(),
-                    np.nan,
-                    values.to_numpy(dtype="datetime64[ns]").astype("int64").astype(float),
-                )
-            )
+            return _nanoseconds(col, s)
+        if col.offset is not None:
+            return _relative(s, col.offset)
         if col.kind in NUMERIC_KINDS:
             try:
                 return pd.to_numeric(s).to_numpy(dtype=float, na_value=np.nan)
@@ -118,7 +144,7 @@ class TableTransformer:
     # -- fitting -----------------------------------------------------------------------
     def fit(self, df: pd.DataFrame) -> TableTransformer:
         _check_frame(df)
-        data = self.prepare(df)
+        data = self.prepare(df, warn=True)
         for name in data.columns:
             s = data[name]
             if s.isna().all():
@@ -132,6 +158,12 @@ class TableTransformer:
                         f"df[{name!r}] = df[{name!r}].replace([np.inf, -np.inf], np.nan)"
                     )
         schema = infer_schema(data, self.kinds)
+        for col in schema.columns:
+            original = df[col.name].dtype
+            if isinstance(original, pd.PeriodDtype) or pd.api.types.is_timedelta64_dtype(original):
+                col.dtype = str(original)  # modelled as timestamps / nanoseconds, restored
+            if col.kind == "integer" and _exact_integers(data[col.name].dtype):
+                col.offset = int(data[col.name].min())
         rng = np.random.default_rng(self.seed)
         transforms: list[ColumnTransform] = []
         for col in schema.columns:
@@ -155,6 +187,15 @@ class TableTransformer:
                         stacklevel=2,
                     )
                 transforms.append(t)
+        for col, t in zip(schema.columns, transforms):
+            try:
+                json.dumps([col.to_dict(), t.to_dict()])
+            except (TypeError, ValueError) as exc:
+                raise DataError(
+                    f"column {col.name!r} holds values ppvae cannot store in a model ({exc}); "
+                    f"convert them to text or numbers, e.g. df[{col.name!r}] = "
+                    f"df[{col.name!r}].astype(str)"
+                ) from None
         self.schema_ = schema
         self.transforms_ = transforms
         self.layout_ = self._layout()
@@ -305,6 +346,12 @@ class TableTransformer:
 
 def _restore(col: Column, values: np.ndarray, missing: np.ndarray) -> pd.Series:
     """Values back in the column's original dtype (NaN where ``missing``)."""
+    if col.dtype.startswith("timedelta"):
+        ns = pd.to_numeric(pd.Series(values, dtype=object)).to_numpy(dtype=float)
+        ns = np.where(missing, np.nan, np.round(ns))
+        return pd.Series(pd.to_timedelta(ns, unit="ns")).astype(col.dtype)
+    if col.offset is not None:
+        return _from_relative(col, values, missing)
     if col.kind in NUMERIC_KINDS:
         values = values.astype(float)
         if col.kind in ("integer", "datetime"):
@@ -312,8 +359,8 @@ def _restore(col: Column, values: np.ndarray, missing: np.ndarray) -> pd.Series:
         values = np.where(missing, np.nan, values)
         if col.kind == "datetime":
             stamps = pd.to_datetime(pd.Series(values).astype("Int64"), unit="ns")
-            return stamps.astype(col.dtype) if "datetime64" in col.dtype else stamps
-        if col.dtype.startswith("int") and not missing.any():
+            return _as_datetime_dtype(stamps, col.dtype)
+        if col.dtype.startswith(("int", "uint")) and not missing.any():
             return pd.Series(values.astype(col.dtype))
         if col.dtype.startswith(("int", "uint")):  # missing values in an int column: float
             return pd.Series(values)
@@ -329,3 +376,138 @@ def _restore(col: Column, values: np.ndarray, missing: np.ndarray) -> pd.Series:
         return series.astype(col.dtype)
     except (TypeError, ValueError):
         return series
+
+
+def _normalise(name: Any, s: pd.Series, warn: bool) -> pd.Series:
+    """One column's cells in a form ppvae models (see ``TableTransformer.prepare``)."""
+    dtype = s.dtype
+    if pd.api.types.is_complex_dtype(dtype):
+        raise DataError(
+            f"column {name!r} holds complex numbers; split it into two real columns: "
+            f"df[{name!r} + '_re'], df[{name!r} + '_im'] = df[{name!r}].real, df[{name!r}].imag"
+        )
+    if pd.api.types.is_timedelta64_dtype(dtype):
+        ns = s.to_numpy(dtype="timedelta64[ns]")
+        return pd.Series(np.where(np.isnat(ns), np.nan, ns.astype("int64")), index=s.index)
+    if isinstance(dtype, pd.PeriodDtype):
+        return s.dt.to_timestamp()
+    if not pd.api.types.is_object_dtype(dtype):
+        return s
+    observed = s[s.notna().to_numpy()] if len(s) else s
+    types = set(map(type, observed.to_numpy()))
+    bad = [t for t in types if issubclass(t, CONTAINERS)]
+    if bad:
+        raise DataError(
+            f"column {name!r} holds {bad[0].__name__} values, but each cell must be a single "
+            f"value: spread them over columns, or store them as text: df[{name!r}] = "
+            f"df[{name!r}].astype(str)"
+        )
+    if any(issubclass(t, (bytes, bytearray)) for t in types):
+        raise DataError(
+            f"column {name!r} holds bytes; decode them to text: df[{name!r}] = "
+            f"df[{name!r}].str.decode('utf-8')"
+        )
+    if any(issubclass(t, complex) for t in types):
+        raise DataError(f"column {name!r} holds complex numbers; split them into two real columns")
+    if types and all(issubclass(t, decimal.Decimal) for t in types):
+        if warn:
+            warnings.warn(
+                f"column {name!r} holds Decimal values: modelled (and sampled) as float64",
+                UserWarning,
+                stacklevel=4,
+            )
+        return s.astype(float)
+    if types and all(issubclass(t, DATETIMES) for t in types):
+        aware = any(getattr(v, "tzinfo", None) is not None for v in observed.iloc[:1000])
+        try:
+            return pd.to_datetime(s, utc=aware)
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise DataError(
+                f"column {name!r} holds date/time objects that do not convert to datetime64 "
+                f"({exc}); convert it: df[{name!r}] = pd.to_datetime(df[{name!r}], utc=True)"
+            ) from None
+    if types and all(issubclass(t, pd.Timedelta) for t in types):
+        return _normalise(name, pd.to_timedelta(s), warn)
+    return s
+
+
+def _nanoseconds(col: Column, s: pd.Series) -> np.ndarray:
+    """Nanoseconds since the epoch (UTC for time-zone aware columns), NaN where missing."""
+    values = s if pd.api.types.is_datetime64_any_dtype(s.dtype) else None
+    if values is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            values = pd.to_datetime(s, errors="coerce", utc=True)
+    if getattr(values.dt, "tz", None) is not None:
+        values = values.dt.tz_convert("UTC").dt.tz_localize(None)
+    try:
+        ns = values.to_numpy(dtype="datetime64[ns]")
+    except (pd.errors.OutOfBoundsDatetime, OverflowError, ValueError):
+        raise DataError(
+            f"column {col.name!r} holds dates outside 1677-09-21 .. 2262-04-11, which ppvae "
+            "models in nanoseconds; clip them or store them as text"
+        ) from None
+    return np.where(np.isnat(ns), np.nan, ns.astype("int64").astype(float))
+
+
+def _exact_integers(dtype: Any) -> bool:
+    """A numpy or nullable pandas integer dtype (values kept exactly, relative to the min)."""
+    return pd.api.types.is_integer_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+
+
+def _numpy_integers(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """An integer column's values (0 where missing) and its missing mask."""
+    dtype = getattr(s.dtype, "numpy_dtype", s.dtype)
+    missing = s.isna().to_numpy()
+    return s.to_numpy(dtype=dtype, na_value=0), missing
+
+
+def _relative(s: pd.Series, offset: int) -> np.ndarray:
+    """Integer values minus ``offset`` as floats, exact for any int64/uint64 value when the
+    column's range is below 2**53 (modular uint64 arithmetic, never a lossy cast first)."""
+    try:
+        raw, missing = _numpy_integers(s)
+    except (TypeError, ValueError):
+        raw = pd.to_numeric(s).to_numpy(dtype=float)
+        return raw - float(offset)
+    wrapped = raw.astype(np.uint64)
+    base = np.uint64(offset % 2**64)
+    info = np.iinfo(raw.dtype)
+    if offset > info.max:
+        below = np.ones(len(raw), dtype=bool)
+    elif offset < info.min:
+        below = np.zeros(len(raw), dtype=bool)
+    else:
+        below = raw < raw.dtype.type(offset)
+    up = (wrapped - base).astype(float)
+    down = -((base - wrapped).astype(float))
+    return np.where(missing, np.nan, np.where(below, down, up))
+
+
+def _from_relative(col: Column, values: np.ndarray, missing: np.ndarray) -> pd.Series:
+    """The inverse of :func:`_relative`, in the column's integer dtype."""
+    rel = np.clip(np.round(np.nan_to_num(values.astype(float))), 0, 2.0**64 - 4096)
+    wrapped = rel.astype(np.uint64) + np.uint64(col.offset % 2**64)
+    dtype = pd.api.types.pandas_dtype(col.dtype)
+    numpy_dtype = getattr(dtype, "numpy_dtype", dtype)
+    ints = wrapped.astype(numpy_dtype)
+    if isinstance(dtype, pd.api.extensions.ExtensionDtype):
+        return pd.Series(pd.array(ints, dtype=dtype)).mask(missing)
+    if missing.any():  # a numpy integer column cannot hold missing values: float
+        return pd.Series(np.where(missing, np.nan, ints.astype(float)))
+    return pd.Series(ints)
+
+
+def _as_datetime_dtype(stamps: pd.Series, dtype_name: str) -> pd.Series:
+    """Naive UTC timestamps in the column's dtype (time zone, unit or period)."""
+    try:
+        dtype = pd.api.types.pandas_dtype(dtype_name)
+    except TypeError:
+        return stamps
+    if isinstance(dtype, pd.DatetimeTZDtype):
+        return stamps.dt.tz_localize("UTC").dt.tz_convert(dtype.tz).astype(dtype)
+    if isinstance(dtype, pd.PeriodDtype):
+        return stamps.dt.to_period(dtype.freq)
+    if "datetime64" in dtype_name:
+        return stamps.astype(dtype)
+    return stamps

@@ -6,8 +6,6 @@ Definitions and references: ``docs/diagnostics.md``.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +22,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 MAX_ROWS = 2000
+MIN_ROWS = 10
 
 
 @dataclass
@@ -213,10 +212,18 @@ class Report:
 def diagnose(vae, df: pd.DataFrame, max_rows: int = MAX_ROWS, seed: int = 0) -> Report:
     """Collapse, holes and posterior predictive checks of ``vae`` on (a subsample of) ``df``."""
     vae._check_fitted()
+    if not isinstance(df, pd.DataFrame) or len(df) < MIN_ROWS:
+        from ppvae.data.errors import DataError
+
+        raise DataError(
+            f"diagnose needs at least {MIN_ROWS} rows to estimate covariances and densities, "
+            f"got {len(df) if isinstance(df, pd.DataFrame) else type(df).__name__}: pass more "
+            "rows (e.g. the training table)"
+        )
     rows = df.sample(min(max_rows, len(df)), random_state=seed)
     enc = encode(vae, rows, max_rows=max_rows, seed=seed)
     real = vae.transformer_.prepare(rows)
-    generated = vae.sample(len(rows), seed=seed)
+    generated = vae.transformer_.prepare(vae.sample(len(rows), seed=seed))  # as `real`
     info = {
         "rows diagnosed": len(rows),
         "latent_dim": vae.latent_dim,
@@ -239,17 +246,11 @@ def write_report(
     """Write ``report.md``, the figures (PNG) and ``report.json`` to ``out_dir``, atomically."""
     import matplotlib.pyplot as plt
 
-    from ppvae.persistence import replace_path
+    from ppvae.outputs import atomic_dir, check_target
 
-    target = Path(out_dir)
-    if target.exists() and not force:
-        raise FileExistsError(
-            f"{target} already exists; pass force=True (CLI: --force) to overwrite it"
-        )
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target = check_target(out_dir, "report", force)
     report = diagnose(vae, df, max_rows=max_rows)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
+    with atomic_dir(target, "report", force) as tmp:
         paths = {}
         for name, fig in report.plot().items():
             fig.savefig(tmp / f"{name}.png", dpi=110)
@@ -257,8 +258,4 @@ def write_report(
             paths[name] = f"{name}.png"
         (tmp / "report.md").write_text(report.to_markdown(paths), encoding="utf-8")
         (tmp / "report.json").write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
-        replace_path(tmp, target, force)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return target / "report.md"
