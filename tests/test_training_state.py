@@ -85,16 +85,21 @@ class ValidationProbe(LinearGaussian):
         return super().model(data, num_rows)
 
 
-def test_pyro_validation_stays_on_unless_switched_off():
+def test_pyro_validation_switch_for_training(monkeypatch):
+    """Off during training by default (for speed, bench/speed.py); on with
+    PPVAE_PYRO_VALIDATION=1 or validate=True; the global setting is restored after."""
     data = sample_data(64)
-    on = ValidationProbe()
-    fit(on, data)
-    assert on.seen and all(on.seen)
-    off = ValidationProbe()
-    fit(off, data, validate=False)
-    assert off.seen[1:] and not any(off.seen[1:])  # [0]: the parameter-discovery trace
-    caller = ValidationProbe()
-    with pyro.validation_enabled(False):
-        fit(caller, data)
-    assert caller.seen and not any(caller.seen)
+    monkeypatch.delenv("PPVAE_PYRO_VALIDATION", raising=False)
+    default = ValidationProbe()
+    fit(default, data)
+    assert default.seen[1:] and not any(default.seen[1:])  # [0]: the parameter discovery
     assert is_validation_enabled()
+    on = ValidationProbe()
+    fit(on, data, validate=True)
+    assert on.seen and all(on.seen)
+    monkeypatch.setenv("PPVAE_PYRO_VALIDATION", "1")
+    env = ValidationProbe()
+    with pyro.validation_enabled(False):
+        fit(env, data)
+        assert not is_validation_enabled()
+    assert env.seen[1:] and all(env.seen[1:])
