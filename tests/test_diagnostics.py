@@ -1,6 +1,5 @@
 import json
 
-import arviz as az
 import numpy as np
 import pandas as pd
 import pyro.distributions as dist
@@ -134,39 +133,6 @@ def test_ppc_measures():
     shuffled = df.assign(v=df["v"].sample(frac=1, random_state=0).to_numpy())
     ppc = posterior_predictive_check(df, shuffled)
     assert ppc.marginals["v"] == 0 and ppc.pairs.loc["u", "v"] > 0.8
-
-
-def test_inference_data_groups_arviz_and_netcdf(healthy, adult_small, tmp_path):
-    rows = adult_small.head(40)
-    idata = ppvae.to_inference_data(healthy, rows, num_samples=3)
-    assert set(idata.groups()) >= {
-        "posterior",
-        "prior",
-        "posterior_predictive",
-        "log_likelihood",
-        "observed_data",
-        "sample_stats",
-    }
-    assert idata.posterior["z"].dims == ("chain", "draw", "row", "latent")
-    assert idata.posterior["z"].shape == (1, 3, 40, 4)
-    assert idata.prior["z"].dims == ("chain", "draw", "latent")
-    assert set(idata.log_likelihood.data_vars) == set(adult_small.columns)
-    assert idata.log_likelihood["age"].dims == ("chain", "draw", "row")
-    levels = json.loads(idata.observed_data["workclass"].attrs["levels"])
-    assert "Private" in levels
-    assert "generated::income" in idata.posterior_predictive
-    assert {"loss", "recon", "kl"} <= set(idata.sample_stats.data_vars)
-    summary = az.summary(idata, var_names=["z"], kind="stats")
-    assert len(summary) == 40 * 4
-    assert az.rhat(idata.sample_stats)["loss"].size == 1
-    path = tmp_path / "idata.nc"
-    idata.to_netcdf(str(path))
-    back = az.from_netcdf(str(path))
-    np.testing.assert_allclose(back.posterior["z"].values, idata.posterior["z"].values)
-    assert (
-        back.observed_data["workclass"].attrs["levels"]
-        == idata.observed_data["workclass"].attrs["levels"]
-    )
 
 
 def test_report_summary_plot_and_files(healthy, adult_small, tmp_path):
