@@ -158,18 +158,3 @@ def test_report_summary_plot_and_files(healthy, adult_small, tmp_path):
     data = json.loads((out / "report.json").read_text())
     assert "collapse" in data["headline"]
     assert main(["diagnose", str(model), "--data", str(csv), "-o", str(out)]) == 2
-
-
-def test_seeds_as_chains(adult_small):
-    fits = ppvae.fit_seeds({**SMALL, "epochs": 2}, adult_small, seeds=[0, 1])
-    result = ppvae.compare(fits, adult_small, num_particles=5, max_rows=200)
-    assert list(result.per_seed["seed"]) == [0, 1]
-    assert result.best_seed in (0, 1)
-    assert set(result.agreement.index) == {
-        "heldout_loglik",
-        "mean_marginal_distance",
-        "mean_pair_difference",
-    }
-    assert np.isfinite(result.agreement["r_hat"]).all()
-    with pytest.raises(ValueError, match="at least two seeds"):
-        ppvae.fit_seeds({**SMALL}, adult_small, seeds=[0])
