@@ -71,17 +71,37 @@ def build(groups: Mapping[str, Any]):
         return az.InferenceData(**groups)
 
 
+MIN_TAIL_PARTICLES = 25  # PSIS fits the largest min(K/5, 3 sqrt(K)) weights: at least 5
+
+
 def pareto_k(log_weights: np.ndarray) -> np.ndarray:
     """Pareto shape k of the upper tail of each row's importance weights ``[n, K] -> [n]``
     (PSIS, Vehtari et al. 2024, via ArviZ). k < 0.5: the weights have finite variance; above
-    0.7 the estimate is unreliable: more particles or a better guide are needed."""
+    0.7 the estimate is unreliable: more particles or a better guide are needed. NaN where
+    no tail can be fitted: fewer than 25 particles, or a row whose tail weights are equal."""
     log_weights = np.asarray(log_weights, dtype=float)
+    if log_weights.shape[-1] < MIN_TAIL_PARTICLES:
+        return np.full(log_weights.shape[:-1], np.nan)
+    try:
+        return _pareto_k(log_weights)
+    except ValueError:  # arviz_stats refuses a tail of equal values: find the rows one by one
+        out = np.full(log_weights.shape[:-1], np.nan)
+        for i, row in enumerate(log_weights):
+            try:
+                out[i] = _pareto_k(row[None])[0]
+            except ValueError:
+                pass
+        return out
+
+
+def _pareto_k(log_weights: np.ndarray) -> np.ndarray:
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
         if ARVIZ_MAJOR >= 1:
             from arviz_stats.base import array_stats
 
-            _, k = array_stats.psislw(log_weights, r_eff=1, axis=-1)
+            # arviz_stats' psislw takes log-likelihoods: the log ratios are their negatives
+            _, k = array_stats.psislw(-log_weights, r_eff=1, axis=-1)
         else:
             import arviz as az
 

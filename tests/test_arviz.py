@@ -79,3 +79,4 @@ def test_pareto_k_of_importance_weights():
     k_light, k_heavy = arviz_compat.pareto_k(light), arviz_compat.pareto_k(heavy)
     assert k_light.shape == (4,) and (k_light < 0.5).all()
     assert (np.abs(k_heavy - 1.0) < 0.35).all()
+    assert np.isnan(arviz_compat.pareto_k(light[:, :10])).all()  # too few weights for a tail

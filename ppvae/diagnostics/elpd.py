@@ -20,7 +20,8 @@ blocks of rows would measure nothing).
 Reliability: the estimate of a row's lpd rests on its K importance weights. ``pareto_k``
 is the shape of a generalized Pareto fitted to their upper tail (PSIS, Vehtari et al. 2024);
 above 0.7 the weights have too heavy a tail for K draws to be trusted (the lpd is then
-biased low): use more particles or read that model's elpd as a lower bound.
+biased low): use more particles or read that model's elpd as a lower bound. With fewer
+than 25 particles there is no tail to fit and k is NaN.
 
 This is not PSIS-LOO: z is a per-row (local) latent, so draws of it cannot stand in for
 leaving a row out. The held-out rows do.
