@@ -75,8 +75,9 @@ def main() -> None:
     parser.add_argument("--particles", type=int, default=100)
     parser.add_argument("--rows", type=int, default=None, help="held-out rows used (all: None)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     df = pd.read_csv(DATA / "adult.csv")
     train = df.sample(frac=0.8, random_state=0)
     test = seen_levels_only(df.drop(train.index), train)
@@ -99,7 +100,7 @@ def main() -> None:
     ll_order = sorted(table.index, key=lambda m: -TEST_LL.get(m, float("-inf")))
     cmd = (
         f"nice -n 10 python bench/compare_priors.py --epochs {args.epochs} --priors "
-        f"{' '.join(args.priors)} --particles {args.particles}"
+        f"{' '.join(args.priors)} --particles {args.particles} --threads {args.threads}"
         + (f" --rows {args.rows}" if args.rows else "")
     )
     lines = [
