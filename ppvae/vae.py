@@ -106,12 +106,6 @@ class TabularVAE:
         """Build from a YAML spec file, the name of a shipped spec, or a dict."""
         return cls(**{**load_spec(spec, options=cls.option_names()), **overrides})
 
-    def get_params(self) -> dict[str, Any]:
-        """Constructor arguments, as scikit-learn's ``get_params``."""
-        import inspect
-
-        return {k: getattr(self, k) for k in inspect.signature(type(self)).parameters}
-
     def _check_params(self) -> None:
         from ppvae.params import check_params
 
@@ -157,11 +151,13 @@ class TabularVAE:
     def fit(
         self,
         df: pd.DataFrame,
+        y: None = None,
         checkpoint: str | os.PathLike | Checkpointing | None = None,
         resume: bool = False,
     ) -> TabularVAE:
         """Learn the table's transforms, then the VAE by SVI. Returns ``self``.
 
+        ``y`` is ignored (scikit-learn's ``fit(X, y=None)``); an array is read as a table.
         ``checkpoint``: a file to write training checkpoints to (every 10 epochs or 10
         minutes; a :class:`ppvae.checkpoint.Checkpointing` sets other intervals);
         ``resume=True`` continues from it, ending as an uninterrupted fit would
@@ -169,6 +165,7 @@ class TabularVAE:
         """
         from ppvae.data.transformer import warn_few_rows
 
+        df = _as_frame(df)
         self._check_params()
         warn_few_rows(df)
         settings = {k: v for k, v in self.get_params().items() if k != "verbose"}
@@ -388,6 +385,111 @@ class TabularVAE:
         A model whose training ended diverged is refused unless ``allow_diverged``."""
         return persistence.save(self, path, force=force, allow_diverged=allow_diverged)
 
+    # -- scikit-learn estimator contract and pickling ----------------------------------
+    # ppvae does not depend on scikit-learn, so the contract of ``sklearn.base.BaseEstimator``
+    # is written out here; tests/test_sklearn_contract.py checks it with scikit-learn's tools.
+    @classmethod
+    def _get_param_names(cls) -> list[str]:
+        return [
+            k
+            for k, p in inspect.signature(cls.__init__).parameters.items()
+            if k != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ]
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Constructor arguments ``{name: value}``, as scikit-learn's ``get_params``.
+
+        With ``deep=True`` a parameter that is itself an estimator (has ``get_params``) also
+        contributes its own parameters as ``name__key``."""
+        out = {}
+        for k in self._get_param_names():
+            value = getattr(self, k)
+            if deep and hasattr(value, "get_params") and not isinstance(value, type):
+                out.update({f"{k}__{kk}": vv for kk, vv in value.get_params().items()})
+            out[k] = value
+        return out
+
+    def set_params(self, **params: Any) -> TabularVAE:
+        """Set constructor arguments (``name__key`` reaches into a nested estimator); returns
+        ``self``. Learned state is kept until the next ``fit``."""
+        valid = self._get_param_names()
+        nested: dict[str, dict[str, Any]] = {}
+        for key, value in params.items():
+            name, _, sub = key.partition("__")
+            if name not in valid:
+                raise ValueError(
+                    f"{key!r} is not a parameter of {type(self).__name__}; valid: "
+                    f"{', '.join(valid)}"
+                )
+            if sub:
+                nested.setdefault(name, {})[sub] = value
+            else:
+                setattr(self, name, value)
+        for name, sub_params in nested.items():
+            getattr(self, name).set_params(**sub_params)
+        return self
+
+    def __sklearn_is_fitted__(self) -> bool:
+        """True once ``fit`` (or ``ppvae.load``) has run: ``sklearn.utils.check_is_fitted``."""
+        return hasattr(self, "model_")
+
+    @property
+    def n_features_in_(self) -> int:
+        """Number of columns seen in ``fit`` (scikit-learn's name)."""
+        if not hasattr(self, "columns_"):
+            raise AttributeError("n_features_in_ is set by fit")
+        return len(self.columns_)
+
+    def __sklearn_tags__(self):
+        """scikit-learn's estimator tags (scikit-learn >= 1.6): an unsupervised estimator of
+        tables with strings, categories and missing values; no predict/transform."""
+        from sklearn.utils import InputTags, Tags, TargetTags
+
+        return Tags(
+            estimator_type=None,
+            target_tags=TargetTags(required=False),
+            input_tags=InputTags(categorical=True, string=True, allow_nan=True),
+        )
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Plain data for pickle, joblib and ``torch.save``: the module as its ``state_dict``
+        (plus the prior's config it was built with), the transformer and objective as dicts.
+        Nothing refers to Pyro's global param store, so a fitted model pickles anywhere."""
+        state = dict(self.__dict__)
+        module = state.pop("model_", None)
+        if module is not None:
+            state["_pickled_module"] = {
+                "prior": module.prior.config(),
+                "weights": {k: v.detach().cpu().clone() for k, v in module.state_dict().items()},
+                "device": str(next(module.parameters()).device),
+            }
+        if "transformer_" in state:
+            state["transformer_"] = state["transformer_"].to_dict()
+        if "objective_" in state:
+            objective = state.pop("objective_")
+            state["_pickled_objective"] = (objective.config(), objective.state_dict())
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        pickled_module = state.pop("_pickled_module", None)
+        pickled_objective = state.pop("_pickled_objective", None)
+        self.__dict__.update(state)
+        if isinstance(state.get("transformer_"), Mapping):
+            self.transformer_ = TableTransformer.from_dict(state["transformer_"])
+        if pickled_objective is not None:
+            self.objective_ = objectives.build(pickled_objective[0])
+            self.objective_.load_state_dict(pickled_objective[1])
+        if pickled_module is not None:
+            template = copy.copy(self)  # built with the prior the model was trained with
+            template.prior = pickled_module["prior"]
+            module = template._build_module(self.layout_)
+            module.load_state_dict(pickled_module["weights"])
+            device = pickled_module["device"]
+            if device.startswith("cuda") and not torch.cuda.is_available():
+                device = "cpu"
+            self.model_ = module.to(device).eval()
+
     def __repr__(self) -> str:
         defaults = TabularVAE().get_params() if type(self) is TabularVAE else {}
         changed = {
@@ -402,6 +504,22 @@ class TabularVAE:
 def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> TabularVAE:
     """A model written by :meth:`TabularVAE.save` (or ``ppvae fit``), on ``device``."""
     return persistence.load(path, device, estimator=TabularVAE)
+
+
+def _as_frame(X: Any) -> pd.DataFrame:
+    """``X`` as a DataFrame: arrays from a scikit-learn pipeline step get columns x0, x1, ..."""
+    if isinstance(X, pd.DataFrame):
+        return X
+    if hasattr(X, "toarray") or hasattr(X, "tocsr"):
+        raise TypeError("sparse input is not supported: pass a DataFrame or a dense 2-D array")
+    array = np.asarray(X)
+    if np.iscomplexobj(array):
+        raise ValueError("Complex data not supported: pass real numbers")
+    if array.ndim != 2:
+        raise ValueError(
+            f"fit needs a table (2-D): a DataFrame or an array, got shape {array.shape}"
+        )
+    return pd.DataFrame(array, columns=[f"x{j}" for j in range(array.shape[1])])
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -1,6 +1,5 @@
 import json
 
-import arviz as az
 import numpy as np
 import pandas as pd
 import pyro.distributions as dist
@@ -136,39 +135,6 @@ def test_ppc_measures():
     assert ppc.marginals["v"] == 0 and ppc.pairs.loc["u", "v"] > 0.8
 
 
-def test_inference_data_groups_arviz_and_netcdf(healthy, adult_small, tmp_path):
-    rows = adult_small.head(40)
-    idata = ppvae.to_inference_data(healthy, rows, num_samples=3)
-    assert set(idata.groups()) >= {
-        "posterior",
-        "prior",
-        "posterior_predictive",
-        "log_likelihood",
-        "observed_data",
-        "sample_stats",
-    }
-    assert idata.posterior["z"].dims == ("chain", "draw", "row", "latent")
-    assert idata.posterior["z"].shape == (1, 3, 40, 4)
-    assert idata.prior["z"].dims == ("chain", "draw", "latent")
-    assert set(idata.log_likelihood.data_vars) == set(adult_small.columns)
-    assert idata.log_likelihood["age"].dims == ("chain", "draw", "row")
-    levels = json.loads(idata.observed_data["workclass"].attrs["levels"])
-    assert "Private" in levels
-    assert "generated::income" in idata.posterior_predictive
-    assert {"loss", "recon", "kl"} <= set(idata.sample_stats.data_vars)
-    summary = az.summary(idata, var_names=["z"], kind="stats")
-    assert len(summary) == 40 * 4
-    assert az.rhat(idata.sample_stats)["loss"].size == 1
-    path = tmp_path / "idata.nc"
-    idata.to_netcdf(str(path))
-    back = az.from_netcdf(str(path))
-    np.testing.assert_allclose(back.posterior["z"].values, idata.posterior["z"].values)
-    assert (
-        back.observed_data["workclass"].attrs["levels"]
-        == idata.observed_data["workclass"].attrs["levels"]
-    )
-
-
 def test_report_summary_plot_and_files(healthy, adult_small, tmp_path):
     report = ppvae.diagnose(healthy, adult_small, max_rows=400)
     table = report.summary()
@@ -192,18 +158,3 @@ def test_report_summary_plot_and_files(healthy, adult_small, tmp_path):
     data = json.loads((out / "report.json").read_text())
     assert "collapse" in data["headline"]
     assert main(["diagnose", str(model), "--data", str(csv), "-o", str(out)]) == 2
-
-
-def test_seeds_as_chains(adult_small):
-    fits = ppvae.fit_seeds({**SMALL, "epochs": 2}, adult_small, seeds=[0, 1])
-    result = ppvae.compare(fits, adult_small, num_particles=5, max_rows=200)
-    assert list(result.per_seed["seed"]) == [0, 1]
-    assert result.best_seed in (0, 1)
-    assert set(result.agreement.index) == {
-        "heldout_loglik",
-        "mean_marginal_distance",
-        "mean_pair_difference",
-    }
-    assert np.isfinite(result.agreement["r_hat"]).all()
-    with pytest.raises(ValueError, match="at least two seeds"):
-        ppvae.fit_seeds({**SMALL}, adult_small, seeds=[0])

@@ -12,18 +12,19 @@
 # ---
 
 # %% [markdown]
-# # 4. Initialization matters: seeds as chains
+# # 4. Initialization matters: seeds compared on held-out rows
 #
 # **Problem.** A VAE's training is a non-convex optimisation: two seeds of the same spec
 # can end in different optima, with different held-out likelihoods and different sample
 # quality. One fit tells you nothing about that spread.
 #
-# ppvae treats seeds the way Bayesian workflows treat MCMC chains: fit the same spec with
-# several seeds (`ppvae.fit_seeds`), score each on quantities that a rotation of the latent
-# space leaves alone (held-out log-likelihood, fidelity of generated rows, dimension of the
-# active subspace — never raw latent coordinates, which are only defined up to rotation),
-# and check agreement with ArviZ's R-hat and ESS (`ppvae.compare`). Then keep the best seed
-# or combine them.
+# Fit the same spec with several seeds (`ppvae.fit_seeds`) and rank the fits by their
+# expected log predictive density on rows none of them saw (`ppvae.compare`): the sum over
+# held-out rows of each row's importance-weighted log p(x), a quantity that a rotation of
+# the latent space leaves alone (raw latent coordinates are only defined up to rotation).
+# The seeds are fits of the same rows, so they are compared by the paired per-row
+# differences: their standard error (`dse`) and a bootstrap over rows (`p_better`). Then
+# keep the best seed or combine them.
 #
 # `PPVAE_SMOKE=1` runs a small budget (the test suite does).
 
@@ -54,52 +55,53 @@ holdout = df.drop(train.index)
 
 # %%
 fits = ppvae.fit_seeds("default", train, seeds=SEEDS, epochs=EPOCHS, verbose=False)
-holdout = holdout[fits.models[0].transformer_.known_rows(holdout)]  # levels seen in training
-comparison = ppvae.compare(fits, train, holdout=holdout)
-comparison.per_seed.round(3)
+comparison = ppvae.compare(fits, holdout, num_particles=20)
+comparison.table.round(3)
 
 # %% [markdown]
-# ## Seeds as chains
-# For the held-out log-likelihood, each seed's "draws" are the means over ten blocks of
-# held-out rows; for fidelity, the scores of five independent replicate samples. R-hat near
-# 1 means the seeds agree to within each seed's own variation; well above 1.01 means the
-# result depends on the seed — report the spread, not one fit.
-
-# %%
-comparison.summary().round(3)
+# ## Reading the table
+# `elpd` is the held-out log predictive density summed over rows (nats), `se` its standard
+# error; `elpd_diff` is the best seed's elpd minus this seed's and `dse` the standard error
+# of that difference from the per-row differences. A difference within about two `dse`
+# says the seeds cannot be told apart on these rows; `p_better` is the share of bootstrap
+# resamples of the rows in which the best seed still wins. `k_high` counts rows whose
+# importance weights have a Pareto tail too heavy to trust (k > 0.7).
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(10, 3))
-comparison.per_seed.plot.bar(x="seed", y="heldout_loglik", ax=axes[0], legend=False)
-axes[0].set(title="held-out log-likelihood per seed", ylabel="nats per row")
-axes[0].set_ylim(comparison.per_seed["heldout_loglik"].min() - 0.5, None)
-comparison.per_seed.plot.bar(x="seed", y="mean_pair_difference", ax=axes[1], legend=False)
+table = comparison.table.sort_index()
+axes[0].errorbar(
+    range(len(table)), table["elpd_per_row"], yerr=table["se"] / comparison.n_rows, fmt="o"
+)
+axes[0].set_xticks(range(len(table)), table.index)
+axes[0].set(title="held-out log predictive density per seed", ylabel="nats per row")
+real = fits.models[0].transformer_.prepare(train)
+ppc = {
+    f"seed {s}": posterior_predictive_check(real, m.sample(len(train), seed=0)).mean_pair_difference
+    for s, m in zip(fits.seeds, fits)
+}
+axes[1].bar(list(ppc), list(ppc.values()))
 axes[1].set(title="pairwise association difference (lower is better)")
 plt.tight_layout()
 
 # %% [markdown]
-# The same per-seed draws as ArviZ sees them: a `chain` per seed. Any ArviZ tool works on
-# them — here the rank plot, which is flat for chains that agree.
+# The row bootstrap as ArviZ sees it: one `chain` per seed, one `draw` per resample of the
+# held-out rows. Rank plots are flat where the seeds cannot be told apart.
 
 # %%
-loglik_chains = np.stack(
-    [
-        [block.mean() for block in np.array_split(m.log_likelihood(holdout, num_particles=20), 10)]
-        for m in fits
-    ]
-)
-idata = az.from_dict(posterior={"heldout_loglik": loglik_chains})
-print(az.summary(idata, kind="diagnostics"))
-az.plot_rank(idata, var_names=["heldout_loglik"])
+idata = comparison.to_inference_data()
+print(az.summary(idata, kind="stats"))
+az.plot_rank(idata, var_names=["elpd_per_row"])
 
 # %% [markdown]
 # ## Keep the best seed, or combine them
-# `compare` names the seed with the best held-out log-likelihood. Combining is also simple:
+# `compare` ranks the seed with the best held-out elpd first. Combining is also simple:
 # an equal-weight mixture of the seeds' generative models, sampled by drawing an equal share
 # of rows from each seed.
 
 # %%
-best = fits.models[fits.seeds.index(comparison.best_seed)]
+best_seed = int(comparison.best.split()[-1])
+best = fits.models[fits.seeds.index(best_seed)]
 n = len(train)
 single = best.sample(n, seed=0)
 per_seed = np.diff(np.linspace(0, n, len(fits) + 1).round().astype(int))
@@ -114,7 +116,7 @@ scores = pd.DataFrame(
             "pair difference": ppc.mean_pair_difference,
         }
         for label, ppc in {
-            f"best seed ({comparison.best_seed})": posterior_predictive_check(real, single),
+            f"best seed ({best_seed})": posterior_predictive_check(real, single),
             "ensemble of all seeds": posterior_predictive_check(real, ensemble),
         }.items()
     }
@@ -122,7 +124,7 @@ scores = pd.DataFrame(
 scores.round(4)
 
 # %% [markdown]
-# **Conclusion.** The per-seed table and the R-hat column above show how much this spec
-# depends on its initialization on this table; the last table shows whether keeping the
+# **Conclusion.** The comparison table above (elpd differences against their standard
+# errors) shows how much this spec depends on its initialization on this table; the last table shows whether keeping the
 # best seed or mixing all seeds gives closer synthetic rows. Both are computed above — rerun
 # with your own data and spec to see your spread before trusting one fit.

@@ -2,12 +2,13 @@
 
 >>> idata = ppvae.to_inference_data(vae, df, num_samples=20)
 >>> report = ppvae.diagnose(vae, df); report.summary(); report.plot()
->>> fits = ppvae.fit_seeds("default", df, seeds=range(5)); ppvae.compare(fits, df)
+>>> fits = ppvae.fit_seeds("default", train, seeds=range(5)); ppvae.compare(fits, heldout)
 """
 
+from ppvae.diagnostics.elpd import Comparison, compare
 from ppvae.diagnostics.inference_data import to_inference_data
 from ppvae.diagnostics.report import Report, diagnose, write_report
-from ppvae.diagnostics.seeds import Comparison, SeedFits, compare, fit_seeds
+from ppvae.diagnostics.seeds import SeedFits, fit_seeds
 
 __all__ = [
     "Comparison",

@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 
 MAX_ROWS = 2000
 MIN_ROWS = 10
+HOLE_LIMIT = 0.03  # share of prior draws in holes; 0.01 is ideal
+MARGINAL_LIMIT = 0.1  # KS / TV of one column
+PAIR_LIMIT = 0.1  # mean |association difference|
 
 
 @dataclass
@@ -39,15 +42,16 @@ class Report:
             "collapse": c.verdict,
             "active units": f"{c.active_units} of {c.latent_dim}",
             "mutual information I(x;z)": f"{c.mutual_information:.2f} nats",
-            "KL(q(z) || p(z))": (
-                f"{h.kl_aggregate_prior:.2f} to {h.kl_aggregate_prior_upper:.2f} nats "
-                "(low and high estimates)"
-            ),
+            "KL(q(z) || p(z))": kl_bracket(h),
             "hole fraction": f"{h.hole_fraction:.3f} (0.01 when the prior matches q(z))",
             "MMD(prior, aggregate posterior)": f"{h.mmd:.4f}",
             "mean marginal distance": f"{p.mean_marginal_distance:.3f} (worst: {p.marginals.idxmax()} {p.marginals.max():.3f})",
             "mean pairwise association difference": f"{p.mean_pair_difference:.3f}",
         }
+
+    def next_steps(self) -> list[str]:
+        """What to try next, each step grounded in a number this report computed."""
+        return next_steps(self)
 
     def summary(self) -> pd.DataFrame:
         """One row per diagnostic: its value and what it means."""
@@ -72,12 +76,12 @@ class Report:
             ),
             (
                 "KL(q(z) || p(z)), low (nats)",
-                h.kl_aggregate_prior,
+                min(h.kl_aggregate_prior, h.kl_aggregate_prior_upper),
                 "aggregate posterior vs prior, held-out mixture: biased low",
             ),
             (
                 "KL(q(z) || p(z)), high (nats)",
-                h.kl_aggregate_prior_upper,
+                max(h.kl_aggregate_prior, h.kl_aggregate_prior_upper),
                 "aggregate posterior vs prior, in-sample mixture: biased high",
             ),
             ("MMD", h.mmd, "prior draws vs aggregate-posterior draws"),
@@ -110,6 +114,7 @@ class Report:
             "activity": self.collapse.activity.tolist(),
             "kl_closed_form": self.collapse.kl_closed_form,
             "marginal_distance": {str(k): float(v) for k, v in self.ppc.marginals.items()},
+            "next_steps": self.next_steps(),
         }
 
     def plot(self) -> dict[str, Figure]:
@@ -205,8 +210,70 @@ class Report:
         ]
         for name, path in (figures or {}).items():
             lines += ["", f"### {name}", "", f"![{name}]({path})"]
+        lines += ["", "## What to try next", ""]
+        lines += [f"- {step}" for step in self.next_steps()]
         lines += ["", "Definitions and references: docs/diagnostics.md in the ppvae repository."]
         return "\n".join(lines) + "\n"
+
+
+def kl_bracket(h: Holes) -> str:
+    """KL(q(z) || p(z)) as ``low to high`` nats, low <= high always.
+
+    Both ends are Monte Carlo estimates on different draws, so the held-out (biased-low)
+    estimate can come out above the in-sample (biased-high) one; then the bias is smaller
+    than the noise, the two agree, and the bracket is stated as such."""
+    low, high = h.kl_aggregate_prior, h.kl_aggregate_prior_upper
+    if low <= high:
+        return f"{low:.2f} to {high:.2f} nats (held-out estimate biased low, in-sample biased high)"
+    return (
+        f"{high:.2f} to {low:.2f} nats (the biased-low and biased-high estimates crossed: they "
+        f"agree within Monte Carlo noise, KL ≈ {(low + high) / 2:.2f})"
+    )
+
+
+def next_steps(report: Report) -> list[str]:
+    """Advice from the report's numbers (thresholds: the 'meaning' column of ``summary``)."""
+    c, h, p = report.collapse, report.holes, report.ppc
+    steps = []
+    if c.collapsed and c.collapsed >= c.latent_dim / 2:
+        steps.append(
+            f"{c.verdict}: try objective 'free_bits' or 'geco' to keep dimensions in use, or a "
+            f"smaller latent_dim (about {max(c.active_units, 2)})"
+        )
+    elif c.collapsed:
+        steps.append(
+            f"{c.verdict}: unused dimensions cost little; latent_dim={max(c.active_units, 2)} "
+            "would fit the same"
+        )
+    if h.hole_fraction > HOLE_LIMIT:
+        steps.append(
+            f"hole fraction {h.hole_fraction:.3f} (0.01 when the prior matches q(z)): prior "
+            "mass where no row lives; try prior 'vamp' or 'mixture', or "
+            "vae.refit_prior('aggregate') without retraining"
+        )
+    worst = p.marginals.idxmax()
+    if p.marginals.max() > MARGINAL_LIMIT:
+        steps.append(
+            f"column {worst!r} has marginal distance {p.marginals.max():.3f}: check its kind "
+            f"(kinds={{{str(worst)!r}: ...}}) or try continuous='mode_specific'"
+        )
+    if p.mean_pair_difference > PAIR_LIMIT:
+        steps.append(
+            f"mean pairwise association difference {p.mean_pair_difference:.3f}: the decoder "
+            "misses dependencies; train longer or widen hidden"
+        )
+    hist = report.history
+    if len(hist) > 2 and "val_loss" in hist and int(hist["val_loss"].idxmin()) >= len(hist) - 2:
+        steps.append(
+            f"the validation loss was still falling at the last epoch ({len(hist)}): raise epochs"
+        )
+    if not steps:
+        steps.append(
+            f"no diagnostic crosses its limit ({c.verdict}, hole fraction "
+            f"{h.hole_fraction:.3f}, worst marginal distance {p.marginals.max():.3f}): compare "
+            "alternatives on held-out rows with ppvae.compare"
+        )
+    return steps
 
 
 def diagnose(vae, df: pd.DataFrame, max_rows: int = MAX_ROWS, seed: int = 0) -> Report:
