@@ -1,0 +1,355 @@
+"""``evaluate``: how well synthetic rows pass for real ones, what gives them away, and whether
+they copy the training rows; a report with numbers, figures, Markdown and JSON
+(``ppvae evaluate`` on the command line). How to read it: ``docs/evaluate.md``.
+
+>>> report = ppvae.evaluate(train, synthetic, holdout=test)
+>>> print(report); report.columns; report.pairs; report.flagged; report.write("report/")
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from ppvae.data.errors import DataError
+from ppvae.detection import MAX_ROWS, column_aucs, detect, pair_aucs, require_sklearn
+from ppvae.diagnostics.ppc import association, marginal_distance
+from ppvae.numeric_grid import off_grid_share
+from ppvae.privacy import PrivacyReport, privacy_report
+from ppvae.quality import INSTALL_NOTE, Quality, quality, sdmetrics_available
+
+MIN_ROWS = 10  # rows per table: the detector's 5 folds need a few of each side
+LIFT_NOTABLE = 0.02  # a pair "gives rows away" when it beats its better column by this much
+OFF_GRID_NOTABLE = 0.5  # a numeric column "gives rows away" when most values leave its grid
+
+
+@dataclass
+class SyntheticReport:
+    """What :func:`evaluate` found.
+
+    - ``detection_auc``: cross-validated AUC of the detector (0.5: indistinguishable).
+    - ``columns``: per column (most important first): ``importance`` (permutation importance,
+      AUC drop), ``auc`` (a detector on that column alone), ``marginal_distance`` (KS or total
+      variation), ``grid_decimals`` / ``off_grid`` (decimals the real values are written with,
+      share of synthetic values off that grid) and, with sdmetrics, ``shape_score``.
+    - ``pairs``: pairs among the most important columns: ``auc`` (a detector on the pair),
+      ``lift`` (over its better column), ``association_real`` / ``association_synthetic``.
+    - ``flagged``: the synthetic rows most confidently flagged, with ``p_synthetic``.
+    - ``quality`` / ``quality_holdout``: SDMetrics scores of the synthetic rows and of the real
+      holdout (the noise floor), or None.
+    - ``privacy``: exact copies and distances to the closest training row.
+    """
+
+    detection_auc: float
+    fold_aucs: list[float]
+    columns: pd.DataFrame
+    pairs: pd.DataFrame
+    flagged: pd.DataFrame
+    privacy: PrivacyReport
+    quality: Quality | None = None
+    quality_holdout: Quality | None = None
+    proba: dict[str, np.ndarray] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def giveaways(self) -> list[str]:
+        """What gives the rows away, in words, strongest first."""
+        out = []
+        for name, row in self.columns.head(3).iterrows():
+            if row["importance"] > 0.005 or row["auc"] > 0.55:
+                out.append(
+                    f"column {name!r}: permutation importance {row['importance']:.3f}, "
+                    f"AUC alone {row['auc']:.3f}"
+                )
+        for _, row in self.pairs.iterrows():
+            if row["lift"] >= LIFT_NOTABLE:
+                out.append(
+                    f"pair ({row['column_a']!r}, {row['column_b']!r}): AUC {row['auc']:.3f}, "
+                    f"+{row['lift']:.3f} over its better column (association real "
+                    f"{row['association_real']:.2f}, synthetic {row['association_synthetic']:.2f})"
+                )
+        for name, row in self.columns.iterrows():
+            if row["off_grid"] > OFF_GRID_NOTABLE:
+                out.append(
+                    f"column {name!r}: {row['off_grid']:.0%} of synthetic values have more than "
+                    f"the {int(row['grid_decimals'])} decimals real values are written with"
+                )
+        return out
+
+    def headline(self) -> dict[str, str]:
+        out = {
+            "detection AUC": f"{self.detection_auc:.3f} (0.5: indistinguishable; 1: every row "
+            "gives itself away)",
+        }
+        if self.quality is not None:
+            ref = self.quality_holdout
+            out["Column Shapes"] = f"{self.quality.column_shapes:.3f}" + (
+                f" (real holdout: {ref.column_shapes:.3f})" if ref else ""
+            )
+            out["Column Pair Trends"] = f"{self.quality.column_pair_trends:.3f}" + (
+                f" (real holdout: {ref.column_pair_trends:.3f})" if ref else ""
+            )
+        p = self.privacy
+        out["exact copies of training rows"] = f"{p.exact_copies:.2%}" + (
+            ""
+            if math.isnan(p.exact_copies_holdout)
+            else f" (real holdout: {p.exact_copies_holdout:.2%})"
+        )
+        if not math.isnan(p.dcr_holdout):
+            out["DCR ratio"] = (
+                f"{p.dcr_ratio:.3f} (median distance to the closest training row, synthetic "
+                f"{p.dcr_synth:.3g} / holdout {p.dcr_holdout:.3g}; "
+                + ("passes" if p.passed else "FAILS: " + "; ".join(p.problems))
+                + ")"
+            )
+        return out
+
+    def __str__(self) -> str:
+        lines = [f"{k}: {v}" for k, v in self.headline().items()]
+        lines += ["what gives the rows away:"]
+        lines += [f"  - {g}" for g in self.giveaways()] or ["  nothing stands out"]
+        lines += [f"note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        def records(df: pd.DataFrame) -> list[dict]:
+            return json.loads(df.to_json(orient="records", date_format="iso"))
+
+        columns = self.columns.reset_index(names="column")
+        out = {
+            "info": self.info,
+            "detection_auc": self.detection_auc,
+            "fold_aucs": self.fold_aucs,
+            "giveaways": self.giveaways(),
+            "columns": records(columns),
+            "pairs": records(self.pairs),
+            "flagged": records(self.flagged),
+            "privacy": self.privacy.to_dict(),
+            "notes": self.notes,
+        }
+        for key, q in (("quality", self.quality), ("quality_holdout", self.quality_holdout)):
+            if q is not None:
+                out[key] = {**q.scores(), "worst_pairs": records(q.trends.head(10))}
+        return json.loads(json.dumps(out, default=float))  # NaN -> NaN, numpy -> float
+
+    def plot(self) -> dict[str, plt.Figure]:
+        """Figures: ``columns`` (per-column AUC and permutation importance), ``pairs`` (pair
+        AUC and lift) and ``scores`` (the detector's out-of-fold probabilities)."""
+        figs: dict[str, plt.Figure] = {}
+        cols = self.columns.iloc[::-1]
+        fig, axes = plt.subplots(1, 2, figsize=(10, 0.32 * len(cols) + 1.4), sharey=True)
+        axes[0].barh(cols.index.astype(str), cols["auc"] - 0.5, left=0.5, color="tab:red")
+        axes[0].axvline(0.5, color="k", lw=0.8)
+        axes[0].set(title="detector on one column: AUC", xlabel="AUC (0.5: no giveaway)")
+        axes[1].barh(cols.index.astype(str), cols["importance"], color="tab:blue")
+        axes[1].set(title="permutation importance", xlabel="AUC drop when shuffled")
+        fig.suptitle(f"what gives synthetic rows away (detection AUC {self.detection_auc:.3f})")
+        fig.tight_layout()
+        figs["columns"] = fig
+
+        if len(self.pairs):
+            pairs = self.pairs.iloc[::-1]
+            labels = [f"{a} × {b}" for a, b in zip(pairs["column_a"], pairs["column_b"])]
+            fig, ax = plt.subplots(figsize=(7, 0.32 * len(pairs) + 1.4))
+            ax.barh(labels, pairs["auc"] - 0.5, left=0.5, color="tab:gray", label="pair AUC")
+            ax.barh(
+                labels,
+                pairs["lift"].clip(lower=0),
+                left=pairs["auc"] - pairs["lift"].clip(lower=0),
+                color="tab:orange",
+                label="lift over its better column",
+            )
+            ax.axvline(0.5, color="k", lw=0.8)
+            ax.set(title="detector on two columns", xlabel="AUC")
+            ax.legend(loc="lower right")
+            fig.tight_layout()
+            figs["pairs"] = fig
+
+        if self.proba:
+            fig, ax = plt.subplots(figsize=(6, 3))
+            bins = np.linspace(0, 1, 41)
+            for name, color in (("real", "tab:blue"), ("synthetic", "tab:red")):
+                ax.hist(self.proba[name], bins=bins, alpha=0.5, color=color, label=f"{name} rows")
+            ax.set(
+                title="detector's out-of-fold P(synthetic)",
+                xlabel="P(synthetic)",
+                ylabel="rows",
+            )
+            ax.legend()
+            fig.tight_layout()
+            figs["scores"] = fig
+        return figs
+
+    def to_markdown(self, figures: dict[str, str] | None = None) -> str:
+        lines = ["# ppvae evaluate: synthetic against real rows", ""]
+        lines += [f"- {k}: {v}" for k, v in self.info.items()]
+        lines += ["", "## Headline", ""]
+        lines += [f"- **{k}**: {v}" for k, v in self.headline().items()]
+        lines += ["", "## What gives the rows away", ""]
+        lines += [f"- {g}" for g in self.giveaways()] or ["Nothing stands out."]
+        lines += [f"- note: {n}" for n in self.notes]
+        lines += ["", "## Columns (most important to the detector first)", ""]
+        lines += [_table(self.columns.reset_index(names="column"))]
+        lines += ["", "## Pairs among the most important columns (largest lift first)", ""]
+        lines += [_table(self.pairs)]
+        if self.quality is not None:
+            lines += ["", "## Worst Column Pair Trends (SDMetrics)", ""]
+            lines += [_table(self.quality.trends.head(10))]
+        lines += ["", "## Synthetic rows most confidently flagged", ""]
+        lines += [_table(self.flagged)]
+        lines += ["", "## Privacy", "", "```", str(self.privacy), "```"]
+        for name, path in (figures or {}).items():
+            lines += ["", f"### {name}", "", f"![{name}]({path})"]
+        lines += ["", "How to read this report: docs/evaluate.md in the ppvae repository."]
+        return "\n".join(lines) + "\n"
+
+    def write(self, out_dir: str | Path, force: bool = False) -> Path:
+        """Write ``report.md``, ``report.json`` and the figures (PNG) to ``out_dir``,
+        atomically; returns the path of ``report.md``."""
+        from ppvae.persistence import replace_path
+
+        target = Path(out_dir)
+        if target.exists() and not force:
+            raise FileExistsError(
+                f"{target} already exists; pass force=True (CLI: --force) to overwrite it"
+            )
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+        try:
+            paths = {}
+            for name, fig in self.plot().items():
+                fig.savefig(tmp / f"{name}.png", dpi=110)
+                plt.close(fig)
+                paths[name] = f"{name}.png"
+            (tmp / "report.md").write_text(self.to_markdown(paths), encoding="utf-8")
+            (tmp / "report.json").write_text(json.dumps(self.to_dict(), indent=2), encoding="utf-8")
+            replace_path(tmp, target, force)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        return target / "report.md"
+
+
+def _table(df: pd.DataFrame) -> str:
+    def fmt(v: Any) -> str:
+        if isinstance(v, float | np.floating):
+            return "" if np.isnan(v) else f"{v:.3f}"
+        return str(v).replace("|", "\\|")
+
+    head = "| " + " | ".join(map(str, df.columns)) + " |"
+    rule = "|" + "---|" * len(df.columns)
+    body = ["| " + " | ".join(fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join([head, rule, *body])
+
+
+def _check_tables(real: pd.DataFrame, tables: dict[str, pd.DataFrame | None]) -> None:
+    for name, df in {"real": real, **tables}.items():
+        if df is None:
+            continue
+        if not isinstance(df, pd.DataFrame):
+            raise DataError(f"the {name} table must be a pandas DataFrame, got {type(df).__name__}")
+        if len(df) < MIN_ROWS:
+            raise DataError(
+                f"the {name} table has {len(df)} rows; evaluate needs {MIN_ROWS} or more"
+            )
+        missing = [c for c in real.columns if c not in df.columns]
+        extra = [c for c in df.columns if c not in real.columns]
+        if missing or extra:
+            raise DataError(
+                f"the {name} table's columns differ from the real table's: "
+                f"missing {missing}, unexpected {extra}; pass tables with the same columns"
+            )
+
+
+def evaluate(
+    real: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    holdout: pd.DataFrame | None = None,
+    *,
+    seed: int = 0,
+    max_rows: int = MAX_ROWS,
+    top_columns: int = 6,
+    flagged: int = 10,
+) -> SyntheticReport:
+    """Detection AUC of ``synthetic`` against ``real`` rows and what drives it; privacy of
+    ``synthetic`` against ``real`` as the training table (with a real ``holdout`` the model
+    never saw: the holdout's distances and copies as the reference); SDMetrics' quality if
+    installed.
+
+    The detector uses at most ``max_rows`` (10,000) seeded rows of each table; pairs are those
+    among the ``top_columns`` most important columns; ``flagged`` rows are listed. Needs
+    scikit-learn (``pip install 'ppvae[evaluate]'``).
+    """
+    require_sklearn()
+    _check_tables(real, {"synthetic": synthetic, "holdout": holdout})
+    cols = list(real.columns)
+    synthetic = synthetic[cols]
+    holdout = None if holdout is None else holdout[cols]
+
+    found = detect(real, synthetic, seed=seed, max_rows=max_rows)
+    data = found.data
+    single = column_aucs(data, seed=seed)
+    n = int(len(data.y) // 2)
+    x_real, x_synth = data.x.iloc[:n], data.x.iloc[n:]
+    rows_real, rows_synth = data.rows.iloc[:n], data.rows.iloc[n:]
+    columns = pd.DataFrame(
+        {"importance": found.importance, "auc": single}, index=found.importance.index
+    )
+    columns["marginal_distance"] = [marginal_distance(x_real[c], x_synth[c]) for c in columns.index]
+    grid = [
+        off_grid_share(rows_real[c], rows_synth[c])
+        if pd.api.types.is_numeric_dtype(rows_real[c].dtype)
+        and not pd.api.types.is_bool_dtype(rows_real[c].dtype)
+        else (None, float("nan"))
+        for c in columns.index
+    ]
+    columns["grid_decimals"] = [float("nan") if d is None else float(d) for d, _ in grid]
+    columns["off_grid"] = [share for _, share in grid]
+
+    top = list(found.importance.index[:top_columns])
+    pairs = pair_aucs(data, top, single, seed=seed)
+    pairs["association_real"] = [
+        association(x_real, a, b) for a, b in zip(pairs.column_a, pairs.column_b)
+    ]
+    pairs["association_synthetic"] = [
+        association(x_synth, a, b) for a, b in zip(pairs.column_a, pairs.column_b)
+    ]
+
+    notes, q, q_holdout = [], None, None
+    if sdmetrics_available():
+        q = quality(rows_real, rows_synth)
+        columns["shape_score"] = q.shapes.reindex(columns.index)
+        if holdout is not None:
+            m = min(len(holdout), max_rows)
+            q_holdout = quality(rows_real, holdout.sample(m, random_state=seed))
+    else:
+        notes.append(INSTALL_NOTE)
+    info = {
+        "real rows": len(real),
+        "synthetic rows": len(synthetic),
+        "holdout rows": "none given" if holdout is None else len(holdout),
+        "rows per side seen by the detector": n,
+        "seed": seed,
+    }
+    return SyntheticReport(
+        detection_auc=found.auc,
+        fold_aucs=found.fold_aucs,
+        columns=columns,
+        pairs=pairs,
+        flagged=found.flagged(flagged),
+        privacy=privacy_report(real, synthetic, holdout, seed=seed),
+        quality=q,
+        quality_holdout=q_holdout,
+        proba={"real": found.proba[:n], "synthetic": found.proba[n:]},
+        info=info,
+        notes=notes,
+    )
