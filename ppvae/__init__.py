@@ -9,6 +9,7 @@ from ppvae.likelihoods import likelihoods  # noqa: E402
 from ppvae.model import TabularModel, models  # noqa: E402
 from ppvae.persistence import load  # noqa: E402
 from ppvae.registry import SpecError  # noqa: E402
+from ppvae.synthetic_report import evaluate  # noqa: E402
 from ppvae.vae import TabularVAE  # noqa: E402
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "compare",
     "datasets",
     "diagnose",
+    "evaluate",
     "fit_seeds",
     "likelihoods",
     "load",

@@ -143,9 +143,51 @@ def cmd_sample(args: argparse.Namespace) -> int:
         raise CLIError(f"{args.output} already exists; pass --force to overwrite it")
     vae = load(args.model)
     synth = vae.sample(args.n, seed=args.seed)
+    if args.privacy_check:
+        _privacy_check(args, vae, synth)
     write_csv(synth, args.output, args.force)
     if args.output != "-":
         print(f"wrote {len(synth)} rows to {args.output}", file=sys.stderr)
+    return 0
+
+
+def _privacy_check(args: argparse.Namespace, vae, synth: pd.DataFrame) -> None:
+    """``sample --privacy-check``: refuse (exit 2) rows that sit closer to the training rows
+    than a real holdout's do (thresholds: ``ppvae.privacy``)."""
+    from ppvae.privacy import privacy_report
+
+    if not (args.data and args.holdout):
+        raise CLIError(
+            "--privacy-check needs the training rows and a real holdout the model never saw: "
+            "pass --data TRAIN.csv --holdout HOLDOUT.csv"
+        )
+    missing = vae.missing_values or ()
+    report = privacy_report(
+        read_csv(args.data, missing), synth, read_csv(args.holdout, missing), seed=args.seed or 0
+    )
+    if not report.passed:
+        raise CLIError(
+            "privacy check failed, no rows written:\n" + str(report) + "\n(see docs/evaluate.md)"
+        )
+    print(f"privacy check passed:\n{report}", file=sys.stderr)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from ppvae.synthetic_report import evaluate
+
+    out = Path(args.output)
+    if out.exists() and not args.force:
+        raise CLIError(f"{out} already exists; pass --force to overwrite it")
+    missing = args.missing_values or ()
+    real, synth = read_csv(args.real, missing), read_csv(args.synthetic, missing)
+    holdout = read_csv(args.holdout, missing) if args.holdout else None
+    try:
+        report = evaluate(real, synth, holdout, seed=args.seed, max_rows=args.max_rows)
+    except ImportError as exc:
+        raise CLIError(str(exc)) from None
+    path = report.write(out, force=args.force)
+    print(report)
+    print(f"report written to {path}", file=sys.stderr)
     return 0
 
 
@@ -161,7 +203,8 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
         df = read_csv(args.data, vae.missing_values or ())
     else:
         raise CLIError("diagnose needs the data the model should explain: pass --data FILE.csv")
-    path = write_report(vae, df, out, force=args.force)
+    synthetic = read_csv(args.synthetic, vae.missing_values or ()) if args.synthetic else None
+    path = write_report(vae, df, out, force=args.force, synthetic=synthetic)
     print(f"report written to {path}", file=sys.stderr)
     return 0
 
@@ -244,7 +287,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="output CSV file ('-' for stdout)")
     p.add_argument("--seed", type=int, help="random seed (same seed, same rows)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    p.add_argument(
+        "--privacy-check",
+        action="store_true",
+        help="write no rows (exit 2) if they sit closer to the training rows than the "
+        "holdout's do or copy them more often (needs --data and --holdout; docs/evaluate.md)",
+    )
+    p.add_argument("--data", help="the model's training CSV (for --privacy-check)")
+    p.add_argument("--holdout", help="real rows the model never saw (for --privacy-check)")
     p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser(
+        "evaluate",
+        help="how well synthetic rows pass for real ones, and what gives them away",
+        description="Detection AUC of a gradient-boosted detector (cross-validated), the "
+        "columns and pairs it leans on, the rows it flags most, SDMetrics quality (if "
+        "installed) and privacy (exact copies, distance to the closest training row against a "
+        "holdout), as a Markdown report with PNG figures and JSON. Needs scikit-learn "
+        "(pip install 'ppvae[evaluate]').",
+    )
+    p.add_argument("real", help="real CSV file (the training rows, for the privacy numbers)")
+    p.add_argument("synthetic", help="synthetic CSV file with the same columns")
+    p.add_argument("-o", "--output", required=True, help="report directory")
+    p.add_argument("--holdout", help="real rows the generator never saw: the privacy reference")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument(
+        "--max-rows",
+        type=int,
+        default=10_000,
+        help="rows of each table the detector sees (default 10000)",
+    )
+    p.add_argument(
+        "--missing-values", nargs="+", metavar="MARKER", help="extra missing-value markers"
+    )
+    p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser(
         "diagnose",
@@ -254,6 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="model directory written by `ppvae fit`")
     p.add_argument("--data", help="CSV file the model should explain (e.g. its training data)")
     p.add_argument("-o", "--output", required=True, help="report directory")
+    p.add_argument(
+        "--synthetic", help="synthetic CSV: add what gives its rows away (`ppvae evaluate`)"
+    )
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.set_defaults(func=cmd_diagnose)
 

@@ -29,6 +29,7 @@ from ppvae.quality import INSTALL_NOTE, Quality, quality, sdmetrics_available
 
 MIN_ROWS = 10  # rows per table: the detector's 5 folds need a few of each side
 LIFT_NOTABLE = 0.02  # a pair "gives rows away" when it beats its better column by this much
+MAX_COMBINATION_LEVELS = 50  # unseen combinations are counted for columns with fewer values
 OFF_GRID_NOTABLE = 0.5  # a numeric column "gives rows away" when most values leave its grid
 
 
@@ -77,6 +78,11 @@ class SyntheticReport:
                     f"+{row['lift']:.3f} over its better column (association real "
                     f"{row['association_real']:.2f}, synthetic {row['association_synthetic']:.2f})"
                 )
+                if row["unseen_combinations"] > 0.01:
+                    out[-1] += (
+                        f"; {row['unseen_combinations']:.1%} of synthetic rows combine values "
+                        "never seen together in real rows"
+                    )
         for name, row in self.columns.iterrows():
             if row["off_grid"] > OFF_GRID_NOTABLE:
                 out.append(
@@ -251,6 +257,16 @@ def _table(df: pd.DataFrame) -> str:
     return "\n".join([head, rule, *body])
 
 
+def unseen_combinations(real: pd.DataFrame, synthetic: pd.DataFrame, a: str, b: str) -> float:
+    """Share of ``synthetic`` rows whose values of ``a`` and ``b`` never occur together in
+    ``real`` rows (a broken one-to-one relation shows here); NaN when either column has more
+    than ``MAX_COMBINATION_LEVELS`` distinct real values."""
+    if max(real[a].nunique(dropna=False), real[b].nunique(dropna=False)) > MAX_COMBINATION_LEVELS:
+        return float("nan")
+    seen = pd.MultiIndex.from_frame(real[[a, b]].astype(str))
+    return float(1.0 - pd.MultiIndex.from_frame(synthetic[[a, b]].astype(str)).isin(seen).mean())
+
+
 def _check_tables(real: pd.DataFrame, tables: dict[str, pd.DataFrame | None]) -> None:
     for name, df in {"real": real, **tables}.items():
         if df is None:
@@ -290,6 +306,10 @@ def evaluate(
     scikit-learn (``pip install 'ppvae[evaluate]'``).
     """
     require_sklearn()
+    if max_rows < MIN_ROWS:
+        raise DataError(
+            f"max_rows must be at least {MIN_ROWS} (rows of each table), got {max_rows}"
+        )
     _check_tables(real, {"synthetic": synthetic, "holdout": holdout})
     cols = list(real.columns)
     synthetic = synthetic[cols]
@@ -322,6 +342,10 @@ def evaluate(
     ]
     pairs["association_synthetic"] = [
         association(x_synth, a, b) for a, b in zip(pairs.column_a, pairs.column_b)
+    ]
+    pairs["unseen_combinations"] = [
+        unseen_combinations(rows_real, rows_synth, a, b)
+        for a, b in zip(pairs.column_a, pairs.column_b)
     ]
 
     notes, q, q_holdout = [], None, None
