@@ -145,7 +145,7 @@ class SyntheticReport:
         for key, q in (("quality", self.quality), ("quality_holdout", self.quality_holdout)):
             if q is not None:
                 out[key] = {**q.scores(), "worst_pairs": records(q.trends.head(10))}
-        return json.loads(json.dumps(out, default=float))  # NaN -> NaN, numpy -> float
+        return _plain(out)
 
     def plot(self) -> dict[str, plt.Figure]:
         """Figures: ``columns`` (per-column AUC and permutation importance), ``pairs`` (pair
@@ -237,12 +237,27 @@ class SyntheticReport:
                 plt.close(fig)
                 paths[name] = f"{name}.png"
             (tmp / "report.md").write_text(self.to_markdown(paths), encoding="utf-8")
-            (tmp / "report.json").write_text(json.dumps(self.to_dict(), indent=2), encoding="utf-8")
+            (tmp / "report.json").write_text(
+                json.dumps(self.to_dict(), indent=2, allow_nan=False), encoding="utf-8"
+            )
             replace_path(tmp, target, force)
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
         return target / "report.md"
+
+
+def _plain(obj: Any) -> Any:
+    """JSON-ready: numpy scalars as Python numbers, NaN as None (strict JSON has no NaN)."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
 
 
 def _table(df: pd.DataFrame) -> str:
