@@ -31,6 +31,8 @@ MIN_ROWS = 10  # rows per table: the detector's 5 folds need a few of each side
 LIFT_NOTABLE = 0.02  # a pair "gives rows away" when it beats its better column by this much
 MAX_COMBINATION_LEVELS = 50  # unseen combinations are counted for columns with fewer values
 OFF_GRID_NOTABLE = 0.5  # a numeric column "gives rows away" when most values leave its grid
+UNSEEN_NOTABLE = 0.01  # ... or when this share more of its values never occur in real rows
+MAX_LEVEL_SHARE = 0.05  # unseen values are counted for columns with fewer distinct values
 
 
 @dataclass
@@ -41,9 +43,12 @@ class SyntheticReport:
     - ``columns``: per column (most important first): ``importance`` (permutation importance,
       AUC drop), ``auc`` (a detector on that column alone), ``marginal_distance`` (KS or total
       variation), ``grid_decimals`` / ``off_grid`` (decimals the real values are written with,
-      share of synthetic values off that grid) and, with sdmetrics, ``shape_score``.
+      share of synthetic values off that grid), ``unseen_values`` (share of synthetic values
+      never seen in real rows, for columns with few distinct values; ``unseen_values_holdout``:
+      the same for the holdout) and, with sdmetrics, ``shape_score``.
     - ``pairs``: pairs among the most important columns: ``auc`` (a detector on the pair),
-      ``lift`` (over its better column), ``association_real`` / ``association_synthetic``.
+      ``lift`` (over its better column), ``association_real`` / ``association_synthetic``,
+      ``unseen_combinations`` (share of synthetic rows pairing values never seen together).
     - ``flagged``: the synthetic rows most confidently flagged, with ``p_synthetic``.
     - ``quality`` / ``quality_holdout``: SDMetrics scores of the synthetic rows and of the real
       holdout (the noise floor), or None.
@@ -84,6 +89,13 @@ class SyntheticReport:
                         "never seen together in real rows"
                     )
         for name, row in self.columns.iterrows():
+            reference = row.get("unseen_values_holdout", 0.0)
+            if row["unseen_values"] > (0.0 if np.isnan(reference) else reference) + UNSEEN_NOTABLE:
+                out.append(
+                    f"column {name!r}: {row['unseen_values']:.1%} of synthetic values never occur "
+                    "in real rows"
+                    + ("" if "unseen_values_holdout" not in row else f" (holdout: {reference:.1%})")
+                )
             if row["off_grid"] > OFF_GRID_NOTABLE:
                 out.append(
                     f"column {name!r}: {row['off_grid']:.0%} of synthetic values have more than "
@@ -282,6 +294,14 @@ def unseen_combinations(real: pd.DataFrame, synthetic: pd.DataFrame, a: str, b: 
     return float(1.0 - pd.MultiIndex.from_frame(synthetic[[a, b]].astype(str)).isin(seen).mean())
 
 
+def unseen_values(real: pd.Series, other: pd.Series) -> float:
+    """Share of ``other``'s values (missing included) that never occur in ``real``; NaN when
+    ``real`` has more distinct values than ``MAX_LEVEL_SHARE`` of its rows (continuous)."""
+    if real.nunique(dropna=False) > MAX_LEVEL_SHARE * len(real):
+        return float("nan")
+    return float(1.0 - other.astype(str).isin(set(real.astype(str))).mean())
+
+
 def _check_tables(real: pd.DataFrame, tables: dict[str, pd.DataFrame | None]) -> None:
     for name, df in {"real": real, **tables}.items():
         if df is None:
@@ -350,6 +370,13 @@ def evaluate(
     columns["grid_decimals"] = [float("nan") if d is None else float(d) for d, _ in grid]
     columns["off_grid"] = [share for _, share in grid]
 
+    columns["unseen_values"] = [unseen_values(rows_real[c], rows_synth[c]) for c in columns.index]
+    if holdout is not None:
+        rows_holdout = holdout.sample(min(len(holdout), max_rows), random_state=seed)
+        columns["unseen_values_holdout"] = [
+            unseen_values(rows_real[c], rows_holdout[c]) for c in columns.index
+        ]
+
     top = list(found.importance.index[:top_columns])
     pairs = pair_aucs(data, top, single, seed=seed)
     pairs["association_real"] = [
@@ -368,8 +395,7 @@ def evaluate(
         q = quality(rows_real, rows_synth)
         columns["shape_score"] = q.shapes.reindex(columns.index)
         if holdout is not None:
-            m = min(len(holdout), max_rows)
-            q_holdout = quality(rows_real, holdout.sample(m, random_state=seed))
+            q_holdout = quality(rows_real, rows_holdout)
     else:
         notes.append(INSTALL_NOTE)
     info = {

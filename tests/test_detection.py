@@ -156,8 +156,8 @@ def test_cli_evaluate(halves, tmp_path, capsys):
 def test_diagnose_reports_giveaways_of_a_sample(adult_small, tmp_path):
     from ppvae.diagnostics import write_report
 
-    df = adult_small[COLUMNS].iloc[:400]
+    df = adult_small[COLUMNS].iloc[:200]
     vae = ppvae.TabularVAE(epochs=2, hidden=(32,), latent_dim=2, verbose=False).fit(df)
-    path = write_report(vae, df, tmp_path / "diag", synthetic=vae.sample(400, seed=0))
+    path = write_report(vae, df, tmp_path / "diag", synthetic=vae.sample(200, seed=0))
     assert "## What gives synthetic rows away" in path.read_text()
     assert (path.parent / "evaluate" / "report.md").is_file()
