@@ -274,6 +274,8 @@ def _plain(obj: Any) -> Any:
 
 def _table(df: pd.DataFrame) -> str:
     def fmt(v: Any) -> str:
+        if v is pd.NA:
+            return ""
         if isinstance(v, float | np.floating):
             return "" if np.isnan(v) else f"{v:.3f}"
         return str(v).replace("|", "\\|")
@@ -367,7 +369,7 @@ def evaluate(
         else (None, float("nan"))
         for c in columns.index
     ]
-    columns["grid_decimals"] = [float("nan") if d is None else float(d) for d, _ in grid]
+    columns["grid_decimals"] = pd.array([d for d, _ in grid], dtype="Int64")
     columns["off_grid"] = [share for _, share in grid]
 
     columns["unseen_values"] = [unseen_values(rows_real[c], rows_synth[c]) for c in columns.index]
