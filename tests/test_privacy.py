@@ -96,11 +96,13 @@ def test_without_holdout_there_is_no_reference(split):
         privacy_report(train, unseen.drop(columns="sex"))
 
 
-def test_evaluate_reports_privacy(split):
+def test_evaluate_reports_privacy(split, monkeypatch):
+    monkeypatch.setattr("ppvae.synthetic_report.sdmetrics_available", lambda: False)
     train, holdout, _ = split
     report = ppvae.evaluate(train, train.iloc[:300], holdout=holdout, top_columns=2, max_rows=200)
     assert report.privacy.exact_copies == 1.0
     assert "FAILS" in report.headline()["DCR ratio"]
+    assert report.quality is None and "pip install sdmetrics" in report.notes[0]
 
 
 @pytest.fixture(scope="module")
