@@ -13,6 +13,7 @@ import math
 import shutil
 import tempfile
 from dataclasses import dataclass, field
+from itertools import combinations
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from ppvae.numeric_grid import off_grid_share
 from ppvae.privacy import PrivacyReport, privacy_report
 from ppvae.quality import INSTALL_NOTE, Quality, quality, sdmetrics_available
 
+SCREEN_COLUMNS = 15  # pairs among this many most important columns are screened by association
 MIN_ROWS = 10  # rows per table: the detector's 5 folds need a few of each side
 LIFT_NOTABLE = 0.02  # a pair "gives rows away" when it beats its better column by this much
 MAX_COMBINATION_LEVELS = 50  # unseen combinations are counted for columns with fewer values
@@ -46,7 +48,8 @@ class SyntheticReport:
       share of synthetic values off that grid), ``unseen_values`` (share of synthetic values
       never seen in real rows, for columns with few distinct values; ``unseen_values_holdout``:
       the same for the holdout) and, with sdmetrics, ``shape_score``.
-    - ``pairs``: pairs among the most important columns: ``auc`` (a detector on the pair),
+    - ``pairs``: pairs among the most important columns and the pairs whose association changed
+      most: ``auc`` (a detector on the pair),
       ``lift`` (over its better column), ``association_real`` / ``association_synthetic``,
       ``unseen_combinations`` (share of synthetic rows pairing values never seen together).
     - ``flagged``: the synthetic rows most confidently flagged, with ``p_synthetic``.
@@ -217,7 +220,7 @@ class SyntheticReport:
         lines += [f"- note: {n}" for n in self.notes]
         lines += ["", "## Columns (most important to the detector first)", ""]
         lines += [_table(self.columns.reset_index(names="column"))]
-        lines += ["", "## Pairs among the most important columns (largest lift first)", ""]
+        lines += ["", "## Pairs: among the most important columns, and most changed", ""]
         lines += [_table(self.pairs)]
         if self.quality is not None:
             lines += ["", "## Worst Column Pair Trends (SDMetrics)", ""]
@@ -331,6 +334,7 @@ def evaluate(
     seed: int = 0,
     max_rows: int = MAX_ROWS,
     top_columns: int = 6,
+    top_pairs: int = 5,
     flagged: int = 10,
 ) -> SyntheticReport:
     """Detection AUC of ``synthetic`` against ``real`` rows and what drives it; privacy of
@@ -338,8 +342,10 @@ def evaluate(
     never saw: the holdout's distances and copies as the reference); SDMetrics' quality if
     installed.
 
-    The detector uses at most ``max_rows`` (10,000) seeded rows of each table; pairs are those
-    among the ``top_columns`` most important columns; ``flagged`` rows are listed. Needs
+    The detector uses at most ``max_rows`` (10,000) seeded rows of each table; the pairs
+    scored are those among the ``top_columns`` most important columns and the ``top_pairs``
+    others (among the 15 most important columns) whose association, real vs synthetic, changed
+    most; ``flagged`` rows are listed. Needs
     scikit-learn (``pip install 'ppvae[evaluate]'``).
     """
     require_sklearn()
@@ -379,13 +385,18 @@ def evaluate(
             unseen_values(rows_real[c], rows_holdout[c]) for c in columns.index
         ]
 
-    top = list(found.importance.index[:top_columns])
-    pairs = pair_aucs(data, top, single, seed=seed)
-    pairs["association_real"] = [
-        association(x_real, a, b) for a, b in zip(pairs.column_a, pairs.column_b)
-    ]
+    candidates = list(combinations(found.importance.index[:top_columns], 2))
+    assoc = {
+        (a, b): (association(x_real, a, b), association(x_synth, a, b))
+        for a, b in combinations(columns.index[: max(SCREEN_COLUMNS, top_columns)], 2)
+    }
+    changed = sorted(assoc, key=lambda p: -abs(assoc[p][0] - assoc[p][1]))
+    taken = {frozenset(p) for p in candidates}
+    candidates += [p for p in changed if frozenset(p) not in taken][:top_pairs]
+    pairs = pair_aucs(data, candidates, single, seed=seed)
+    pairs["association_real"] = [assoc[(a, b)][0] for a, b in zip(pairs.column_a, pairs.column_b)]
     pairs["association_synthetic"] = [
-        association(x_synth, a, b) for a, b in zip(pairs.column_a, pairs.column_b)
+        assoc[(a, b)][1] for a, b in zip(pairs.column_a, pairs.column_b)
     ]
     pairs["unseen_combinations"] = [
         unseen_combinations(rows_real, rows_synth, a, b)
