@@ -1,5 +1,6 @@
 """Scores shared by the bench scripts: fidelity (sdmetrics), detection, ML efficacy, privacy,
-and peak memory. Each takes real and synthetic DataFrames with the same columns.
+and peak memory. Each takes real and synthetic DataFrames with the same columns. Detection,
+privacy and the SDMetrics scores are the library's (``ppvae.evaluate`` reports them too).
 
 scikit-learn's OpenMP runs single-threaded here (``one_thread``): next to torch's own OpenMP
 pool on a busy 2-core machine, its spinning threads slowed a 1,600-row fit from 1 s to
@@ -11,12 +12,14 @@ from __future__ import annotations
 import functools
 import threading
 import time
-import warnings
 
-import numpy as np
 import pandas as pd
 import psutil
 from threadpoolctl import threadpool_limits
+
+from ppvae.detection import detection_auc, encode_features  # noqa: F401  (bench scripts use both)
+from ppvae.privacy import exact_copy_rate, privacy_report  # noqa: F401  (fidelity.py: the rate)
+from ppvae.quality import quality as sdmetrics_quality
 
 
 def one_thread(fn):
@@ -35,52 +38,8 @@ def is_numeric(column: pd.Series) -> bool:
 
 
 def quality(real: pd.DataFrame, synth: pd.DataFrame) -> dict[str, float]:
-    """sdmetrics QualityReport: Column Shapes and Column Pair Trends (0-1, higher is better)."""
-    with warnings.catch_warnings():  # the single-table report's import warns it is deprecated
-        warnings.simplefilter("ignore")
-        from sdmetrics.reports.single_table import QualityReport
-
-    meta = {
-        "columns": {
-            c: {"sdtype": "numerical" if is_numeric(real[c]) else "categorical"}
-            for c in real.columns
-        }
-    }
-    report = QualityReport()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        report.generate(real, synth[list(real.columns)], meta, verbose=False)
-    props = report.get_properties().set_index("Property")["Score"]
-    return {
-        "column_shapes": float(props["Column Shapes"]),
-        "column_pair_trends": float(props["Column Pair Trends"]),
-    }
-
-
-def encode_features(frames: list[pd.DataFrame]) -> list[pd.DataFrame]:
-    """Numbers as floats, everything else as a shared pandas category (for gradient boosting)."""
-    both = pd.concat(frames, keys=range(len(frames)))
-    out = pd.DataFrame(index=both.index)
-    for c in both.columns:
-        out[c] = (
-            both[c].astype(float) if is_numeric(both[c]) else both[c].astype(str).astype("category")
-        )
-    return [out.xs(i) for i in range(len(frames))]
-
-
-@one_thread
-def detection_auc(real: pd.DataFrame, synth: pd.DataFrame, seed: int = 0) -> float:
-    """5-fold cross-validated ROC AUC of a gradient-boosted classifier telling real rows from
-    synthetic ones (at most 10,000 of each); 0.5 means indistinguishable."""
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.model_selection import cross_val_score
-
-    n = min(len(real), len(synth), 10_000)
-    r, s = encode_features([real.sample(n, random_state=seed), synth.sample(n, random_state=seed)])
-    x = pd.concat([r, s], ignore_index=True)
-    y = np.r_[np.zeros(n), np.ones(n)]
-    clf = HistGradientBoostingClassifier(categorical_features="from_dtype", random_state=seed)
-    return float(cross_val_score(clf, x, y, cv=5, scoring="roc_auc").mean())
+    """SDMetrics' Column Shapes and Column Pair Trends (0-1, higher is better)."""
+    return sdmetrics_quality(real, synth).scores()
 
 
 @one_thread
@@ -110,44 +69,14 @@ def ml_efficacy(
     return float(roc_auc_score(y_te == positive, proba))
 
 
-def exact_copy_rate(source: pd.DataFrame, reference: pd.DataFrame) -> float:
-    """Share of ``source`` rows that appear verbatim in ``reference``."""
-    keys = set(map(tuple, reference.astype(str).itertuples(index=False)))
-    return float(
-        np.mean([row in keys for row in map(tuple, source.astype(str).itertuples(index=False))])
-    )
-
-
-@one_thread
 def privacy(
     train: pd.DataFrame, holdout: pd.DataFrame, synth: pd.DataFrame, seed: int = 0
 ) -> dict[str, float]:
-    """Exact copies of training rows (synthetic vs a real holdout) and the median distance to
-    the closest training record (DCR; standardised numbers, one-hot categories) of synthetic
-    rows divided by that of holdout rows: below 1 means synthetic rows sit closer to training
-    rows than new real rows do."""
-    from sklearn.neighbors import NearestNeighbors
-
-    ref = train.sample(min(len(train), 10_000), random_state=seed)
-    m = min(2000, len(holdout), len(synth))
-    frames = [ref, holdout.sample(m, random_state=seed), synth.sample(m, random_state=seed)]
-    numeric = [c for c in train.columns if is_numeric(train[c])]
-    both = pd.concat(frames, keys=range(3))
-    feats = pd.get_dummies(both.drop(columns=numeric).astype(str)).astype(float)
-    for c in numeric:
-        col = both[c].astype(float)
-        feats[c] = ((col - ref[c].mean()) / (ref[c].std() or 1.0)).fillna(0.0)
-    f = [feats.xs(i).to_numpy() for i in range(3)]
-    nn = NearestNeighbors(n_neighbors=1).fit(f[0])
-    dcr_holdout = float(np.median(nn.kneighbors(f[1])[0]))
-    dcr_synth = float(np.median(nn.kneighbors(f[2])[0]))
-    return {
-        "exact_copies": exact_copy_rate(synth, train),
-        "exact_copies_holdout": exact_copy_rate(holdout, train),
-        "dcr_synth": dcr_synth,
-        "dcr_holdout": dcr_holdout,
-        "dcr_ratio": dcr_synth / dcr_holdout if dcr_holdout else float("nan"),
-    }
+    """Exact copies of training rows (synthetic vs a real holdout) and the DCR ratio:
+    ``ppvae.privacy.privacy_report``."""
+    report = privacy_report(train, synth, holdout, seed=seed)
+    keys = ("exact_copies", "exact_copies_holdout", "dcr_synth", "dcr_holdout", "dcr_ratio")
+    return {k: getattr(report, k) for k in keys}
 
 
 class PeakRSS:

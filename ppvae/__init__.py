@@ -7,6 +7,7 @@ from ppvae.likelihoods import likelihoods, slot_groups  # noqa: E402
 from ppvae.model import TableModel, TabularModel, models  # noqa: E402
 from ppvae.model_conformance import check_model  # noqa: E402
 from ppvae.registry import SpecError  # noqa: E402
+from ppvae.synthetic_report import evaluate  # noqa: E402
 from ppvae.vae import TabularVAE, load  # noqa: E402
 from ppvae.version import __version__  # noqa: E402
 
@@ -21,6 +22,7 @@ __all__ = [
     "compare",
     "datasets",
     "diagnose",
+    "evaluate",
     "fit_seeds",
     "likelihoods",
     "check_model",

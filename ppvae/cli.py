@@ -165,6 +165,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
     vae = load(args.model)
     chunks = sample_chunks(vae, args.n, args.seed, SAMPLE_CHUNK)
     first = next(chunks)
+    if args.privacy_check:
+        _privacy_check(args, vae, first)
     if args.output != "-":
         check_disk_space(first, args.n, args.output)
     with tqdm(total=args.n, unit="rows", disable=args.n <= SAMPLE_CHUNK, file=sys.stderr) as bar:
@@ -180,6 +182,46 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _privacy_check(args: argparse.Namespace, vae, synth: pd.DataFrame) -> None:
+    """``sample --privacy-check``: refuse (exit 2) rows that sit closer to the training rows
+    than a real holdout's do (thresholds: ``ppvae.privacy``)."""
+    from ppvae.privacy import privacy_report
+
+    if not (args.data and args.holdout):
+        raise CLIError(
+            "--privacy-check needs the training rows and a real holdout the model never saw: "
+            "pass --data TRAIN.csv --holdout HOLDOUT.csv"
+        )
+    missing = vae.missing_values or ()
+    train = read_csv(args.data, missing, args.sep, args.encoding)
+    holdout = read_csv(args.holdout, missing, args.sep, args.encoding)
+    report = privacy_report(train, synth, holdout, seed=args.seed or 0)
+    if not report.passed:
+        raise CLIError(
+            "privacy check failed, no rows written:\n" + str(report) + "\n(see docs/evaluate.md)"
+        )
+    print(f"privacy check passed:\n{report}", file=sys.stderr)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from ppvae.outputs import check_target
+    from ppvae.synthetic_report import evaluate
+
+    out = check_target(args.output, "report", args.force)
+    missing, sep, encoding = args.missing_values or (), args.sep, args.encoding
+    real = read_csv(args.real, missing, sep, encoding)
+    synth = read_csv(args.synthetic, missing, sep, encoding)
+    holdout = read_csv(args.holdout, missing, sep, encoding) if args.holdout else None
+    try:
+        report = evaluate(real, synth, holdout, seed=args.seed, max_rows=args.max_rows)
+    except ImportError as exc:
+        raise CLIError(str(exc)) from None
+    path = report.write(out, force=args.force)
+    print(report)
+    print(f"report written to {path}", file=sys.stderr)
+    return 0
+
+
 def cmd_diagnose(args: argparse.Namespace) -> int:
     from ppvae.diagnostics.report import write_report
     from ppvae.outputs import check_target
@@ -188,7 +230,12 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     out = check_target(args.output, "report", args.force)
     vae = load(args.model)
     df = read_csv(args.data, vae.missing_values or (), args.sep, args.encoding)
-    path = write_report(vae, df, out, force=args.force)
+    synthetic = (
+        read_csv(args.synthetic, vae.missing_values or (), args.sep, args.encoding)
+        if args.synthetic
+        else None
+    )
+    path = write_report(vae, df, out, force=args.force, synthetic=synthetic)
     print(f"report written to {path}", file=sys.stderr)
     return 0
 
@@ -317,7 +364,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--force", action="store_true", help="replace an existing table file at --output"
     )
+    p.add_argument(
+        "--privacy-check",
+        action="store_true",
+        help="write no rows (exit 2) if they sit closer to the training rows than the "
+        "holdout's do or copy them more often (needs --data and --holdout; docs/evaluate.md)",
+    )
+    p.add_argument("--data", help="the model's training CSV (for --privacy-check)")
+    p.add_argument("--holdout", help="real rows the model never saw (for --privacy-check)")
+    _add_reading_options(p)
     p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser(
+        "evaluate",
+        help="how well synthetic rows pass for real ones, and what gives them away",
+        description="Detection AUC of a gradient-boosted detector (cross-validated), the "
+        "columns and pairs it leans on, the rows it flags most, SDMetrics quality (if "
+        "installed) and privacy (exact copies, distance to the closest training row against a "
+        "holdout), as a Markdown report with PNG figures and JSON. Needs scikit-learn "
+        "(pip install 'ppvae[evaluate]').",
+    )
+    p.add_argument("real", help="real CSV file (the training rows, for the privacy numbers)")
+    p.add_argument("synthetic", help="synthetic CSV file with the same columns")
+    p.add_argument("-o", "--output", required=True, help="report directory")
+    p.add_argument("--holdout", help="real rows the generator never saw: the privacy reference")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument(
+        "--max-rows",
+        type=int,
+        default=10_000,
+        help="rows of each table the detector sees (default 10000)",
+    )
+    p.add_argument(
+        "--missing-values",
+        action="append",
+        metavar="MARKER",
+        help="a value read as missing, quoted for the shell: --missing-values '?' (repeatable)",
+    )
+    _add_reading_options(p)
+    p.add_argument(
+        "--force", action="store_true", help="replace an existing ppvae report at --output"
+    )
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser(
         "diagnose",
@@ -334,6 +422,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_reading_options(p)
     p.add_argument(
         "--force", action="store_true", help="replace an existing ppvae report at --output"
+    )
+    p.add_argument(
+        "--synthetic", help="synthetic CSV: add what gives its rows away (`ppvae evaluate`)"
     )
     p.set_defaults(func=cmd_diagnose)
 

@@ -308,9 +308,15 @@ def diagnose(vae, df: pd.DataFrame, max_rows: int = MAX_ROWS, seed: int = 0) -> 
 
 
 def write_report(
-    vae, df: pd.DataFrame, out_dir: str | Path, force: bool = False, max_rows: int = MAX_ROWS
+    vae,
+    df: pd.DataFrame,
+    out_dir: str | Path,
+    force: bool = False,
+    max_rows: int = MAX_ROWS,
+    synthetic: pd.DataFrame | None = None,
 ) -> Path:
-    """Write ``report.md``, the figures (PNG) and ``report.json`` to ``out_dir``, atomically."""
+    """Write ``report.md``, the figures (PNG) and ``report.json`` to ``out_dir``, atomically;
+    with ``synthetic`` rows, also ``ppvae.evaluate(df, synthetic)`` under ``evaluate/``."""
     import matplotlib.pyplot as plt
 
     from ppvae.outputs import atomic_dir, check_target
@@ -323,6 +329,16 @@ def write_report(
             fig.savefig(tmp / f"{name}.png", dpi=110)
             plt.close(fig)
             paths[name] = f"{name}.png"
-        (tmp / "report.md").write_text(report.to_markdown(paths), encoding="utf-8")
+        markdown = report.to_markdown(paths)
+        if synthetic is not None:
+            from ppvae.synthetic_report import evaluate
+
+            found = evaluate(df, synthetic)
+            found.write(tmp / "evaluate")
+            markdown += (
+                f"\n## What gives synthetic rows away\n\n```\n{found}\n```\n\n"
+                "Full report: [evaluate/report.md](evaluate/report.md)\n"
+            )
+        (tmp / "report.md").write_text(markdown, encoding="utf-8")
         (tmp / "report.json").write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
     return target / "report.md"
