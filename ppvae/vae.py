@@ -24,7 +24,9 @@ from pyro import poutine
 
 from ppvae.data import TableTransformer
 from ppvae.data.layout import TensorTable
+from ppvae.diagnostics.health import check_health
 from ppvae.likelihoods import slot_log_prob
+from ppvae.minibatch import batch_size_for
 from ppvae.model import models
 from ppvae.objectives import objectives
 from ppvae.priors import Prior, priors
@@ -52,7 +54,9 @@ class TabularVAE:
     continuous: ``quantile`` (default) or ``mode_specific`` encoding of numeric columns.
     kinds: override inferred column kinds, e.g. ``{"zip": "categorical"}``.
     missing_values: extra markers read as missing, e.g. ``["?"]``.
-    epochs, batch_size, lr: SVI budget, minibatch size and Adam's learning rate.
+    epochs, batch_size, lr: SVI budget, minibatch size and Adam's learning rate; a table of
+        fewer than 10 batches trains on smaller ones, ten steps per epoch
+        (``ppvae.minibatch``).
     patience: stop after this many epochs without a better validation ELBO (None: never).
     val_fraction: share of rows held out for the validation ELBO.
     seed: seeds the split, initialisation and training (same seed -> same samples).
@@ -193,7 +197,7 @@ class TabularVAE:
                 train_data,
                 val_data,
                 epochs=int(self.epochs),
-                batch_size=int(self.batch_size),
+                batch_size=batch_size_for(len(train_data), int(self.batch_size)),
                 lr=float(self.lr),
                 patience=self.patience,
                 generator=generator,
@@ -213,6 +217,7 @@ class TabularVAE:
         self.columns_ = list(df.columns)
         self.n_rows_ = n
         self._train_data = train_data
+        self.health_ = check_health(self, df)
         return self
 
     def _check_fitted(self) -> None:

@@ -111,6 +111,17 @@ class Report:
             "marginal_distance": {str(k): float(v) for k, v in self.ppc.marginals.items()},
         }
 
+    def __str__(self) -> str:
+        """The headline as aligned ``name: value`` lines (``print(report)``)."""
+        lines = self.headline()
+        info = ", ".join(f"{k} {v}" for k, v in self.info.items() if np.ndim(v) == 0)
+        width = max(map(len, lines))
+        body = "\n".join(f"  {k.ljust(width)}  {v}" for k, v in lines.items())
+        return f"ppvae diagnostics{f' ({info})' if info else ''}\n{body}"
+
+    def __repr__(self) -> str:
+        return str(self)
+
     def plot(self) -> dict[str, plt.Figure]:
         """Figures: ``latent`` (KL and activity per dimension), ``holes`` (PCA of prior vs
         aggregate-posterior draws), ``marginals``, ``pairs`` and ``training``."""
