@@ -107,6 +107,10 @@ def test_strongest_pairs_compare_real_and_sampled():
     assert {p[:2] for p in pairs} == {("a", "b"), ("a", "y"), ("b", "y")} and pairs[0][2] > 0.8
     assert all(p[3] < 0.1 for p in pairs)
     assert Health(3, 4, pairs).lost_dependence and not Health(3, 4, pairs).collapsed
+    assert (
+        Health(0, 4, pairs).collapsed and "no active latent unit" in Health(0, 4, pairs).message()
+    )
+    assert Health(0, 4, []).ok  # nothing to carry: independent columns need no z
 
 
 def test_collapsed_fit_warns_and_is_recorded():
@@ -121,7 +125,7 @@ def test_collapsed_fit_warns_and_is_recorded():
 def test_healthy_fit_keeps_dependence_and_generates_ids():
     df = people(400)
     with pytest.warns(UserWarning) as record:
-        vae = ppvae.TabularVAE(**FAST, epochs=150).fit(df)
+        vae = ppvae.TabularVAE(**FAST, epochs=60).fit(df)
     assert not any("looks collapsed" in str(w.message) for w in record)
     assert vae.health_.ok and vae.health_.active_units >= 1
     assert "healthy" in str(vae.health_)

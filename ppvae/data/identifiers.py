@@ -179,7 +179,7 @@ def identifier_message(name: Any, reason: str, integer: bool) -> str:
     return (
         f"column {name!r} looks like an identifier ({reason}): ppvae does not learn it but "
         f"generates fresh unique values in its format. To model it as data instead, pass "
-        f"kinds={{{name!r}: {kind!r}}}; to leave it out, drop the column"
+        f"kinds={{{name!r}: {kind!r}}}; to leave it out, df.drop(columns=[{name!r}])"
     )
 
 

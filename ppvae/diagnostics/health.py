@@ -6,7 +6,9 @@ what to try. Two signs, each measured with ppvae's own diagnostics:
 
 - **no active unit** (:mod:`ppvae.diagnostics.collapse`): no latent dimension has
   :math:`\operatorname{Cov}_x(\mathbb{E}_q[z_d\mid x]) > 0.01`, so the decoder ignores z and
-  every column is sampled independently of the others;
+  every column is sampled independently of the others — a failure only when the data has a
+  strong association (below): each marginal is already normal after ppvae's transforms, so
+  a table of independent columns is rightly fitted without z;
 - **lost dependence**: the ``TOP_PAIRS`` most associated column pairs of the real rows
   (bias-corrected Cramér's V, Bergsma 2013, on the columns binned into at most ``BINS``
   quantile bins / most frequent levels), among those with :math:`V \ge` ``STRONG``, keep on
@@ -45,7 +47,9 @@ class Health:
 
     @property
     def collapsed(self) -> bool:
-        return self.active_units == 0
+        """No active unit while the data has a strong association for z to carry (without one,
+        independent columns are the right model and z is rightly unused)."""
+        return self.active_units == 0 and bool(self.pairs)
 
     @property
     def dependence_kept(self) -> float:

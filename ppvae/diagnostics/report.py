@@ -234,10 +234,16 @@ def diagnose(vae, df: pd.DataFrame, max_rows: int = MAX_ROWS, seed: int = 0) -> 
     return Report(
         collapse=collapse(vae, enc),
         holes=holes(vae, enc, seed=seed),
-        ppc=posterior_predictive_check(real, generated, seed=seed),
+        ppc=posterior_predictive_check(*_modelled(vae, real, generated), seed=seed),
         info=info,
         history=vae.history_,
     )
+
+
+def _modelled(vae, *frames: pd.DataFrame) -> list[pd.DataFrame]:
+    """The frames without generated identifier columns (fresh by design, nothing to check)."""
+    ids = [c.name for c in vae.transformer_.schema_.columns if c.kind == "identifier"]
+    return [f.drop(columns=ids) for f in frames]
 
 
 def write_report(
