@@ -26,7 +26,7 @@ from ppvae.data import TableTransformer
 from ppvae.data.layout import TensorTable
 from ppvae.diagnostics.health import check_health
 from ppvae.likelihoods import slot_log_prob
-from ppvae.minibatch import batch_size_for
+from ppvae.budget import batch_size_for, patience_for
 from ppvae.model import models
 from ppvae.objectives import objectives
 from ppvae.priors import Prior, priors
@@ -55,8 +55,7 @@ class TabularVAE:
     kinds: override inferred column kinds, e.g. ``{"zip": "categorical"}``.
     missing_values: extra markers read as missing, e.g. ``["?"]``.
     epochs, batch_size, lr: SVI budget, minibatch size and Adam's learning rate; a table of
-        fewer than 10 batches trains on smaller ones, ten steps per epoch
-        (``ppvae.minibatch``).
+        fewer than 10 batches trains on smaller ones with patience >= 50 (``ppvae.budget``).
     patience: stop after this many epochs without a better validation ELBO (None: never).
     val_fraction: share of rows held out for the validation ELBO.
     seed: seeds the split, initialisation and training (same seed -> same samples).
@@ -199,7 +198,7 @@ class TabularVAE:
                 epochs=int(self.epochs),
                 batch_size=batch_size_for(len(train_data), int(self.batch_size)),
                 lr=float(self.lr),
-                patience=self.patience,
+                patience=patience_for(len(train_data), int(self.batch_size), self.patience),
                 generator=generator,
                 verbose=self.verbose,
             )

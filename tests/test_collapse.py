@@ -37,6 +37,8 @@ def test_identifier_rules_scale_with_rows():
     assert identifier_reason(pd.Series([f"u{i}" for i in range(19)])) is None  # too few rows
     assert identifier_reason(pd.Series([f"u{i % 400}" for i in range(500)])) is None  # 80 %
     assert "row key" in identifier_reason(pd.Series(np.arange(100) + 7))
+    split_key = pd.Series(np.random.default_rng(0).permutation(500)[:400])  # a train split
+    assert "row key" in identifier_reason(split_key)
     spread = pd.Series(np.arange(100) * 13)  # unique integers, not consecutive: a number
     assert identifier_reason(spread) is None
     assert identifier_reason(pd.Series(np.linspace(0, 1, 100))) is None  # unique floats

@@ -10,8 +10,10 @@ Detection (:func:`identifier_reason`), on the observed values of a column with a
 ``MIN_ROWS`` of them:
 
 - text (``object`` / ``string``): more than ``MIN_DISTINCT_RATIO`` of the values distinct;
-- integers: all distinct and nearly consecutive (``max - min + 1 <= MAX_SPAN_RATIO * n``),
-  i.e. a row key; other unique integers (amounts, weights) stay numbers.
+- integers: all distinct and dense (``max - min + 1 <= MAX_SPAN_RATIO * n``): a row key, or
+  a split or filtered part of one; other unique integers (amounts, weights) stay numbers.
+  Distinct values drawn at random from a range that narrow are all but impossible (the
+  birthday bound), so only an assigned key passes.
 
 ``kinds={"col": "categorical"}`` (or ``"integer"``) overrides it; ``kinds={"col": "identifier"}``
 declares one. Generation (:class:`Identifier`):
@@ -39,7 +41,7 @@ from ppvae.data.transforms import TRANSFORMS, ColumnTransform
 
 MIN_ROWS = 20
 MIN_DISTINCT_RATIO = 0.9
-MAX_SPAN_RATIO = 1.1
+MAX_SPAN_RATIO = 2.0
 MAX_SHAPES = 200
 _RUN = re.compile(r"[A-Z]+|[a-z]+|[0-9]+|[^A-Za-z0-9]")
 _CLASSES = {"A": "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "a": "abcdefghijklmnopqrstuvwxyz", "9": "0123456789"}
@@ -57,8 +59,9 @@ def identifier_reason(series: pd.Series) -> str | None:
     if pd.api.types.is_integer_dtype(dtype):
         values = observed.to_numpy(dtype=np.int64)
         distinct = len(np.unique(values))
-        if distinct == n and int(values.max()) - int(values.min()) + 1 <= MAX_SPAN_RATIO * n:
-            return f"{n} distinct, nearly consecutive integers in {n} rows: a row key"
+        span = int(values.max()) - int(values.min()) + 1
+        if distinct == n and span <= MAX_SPAN_RATIO * n:
+            return f"{n} distinct integers within a range of {span} in {n} rows: a row key"
         return None
     if pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype):
         if not all(isinstance(v, str) for v in observed):
