@@ -124,7 +124,7 @@ def test_collapsed_fit_warns_and_is_recorded():
     assert vae.health_.collapsed and not vae.health_.ok
 
 
-def test_healthy_fit_keeps_dependence_and_generates_ids():
+def test_healthy_fit_keeps_dependence_and_generates_ids(tmp_path):
     df = people(400)
     with pytest.warns(UserWarning) as record:
         vae = ppvae.TabularVAE(**FAST, epochs=60).fit(df)
@@ -133,6 +133,9 @@ def test_healthy_fit_keeps_dependence_and_generates_ids():
     assert "healthy" in str(vae.health_)
     synth = vae.sample(300, seed=0)
     assert synth["name"].is_unique and not set(synth["name"]) & set(df["name"])
+    loaded = ppvae.load(vae.save(tmp_path / "model"))  # the identifier transform is saved
+    again = loaded.sample(300, seed=0)
+    pd.testing.assert_frame_equal(again, synth)
 
 
 def test_report_prints_a_readable_summary():
