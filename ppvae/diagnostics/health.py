@@ -154,9 +154,13 @@ def check_health(
     ``warn``: a ``UserWarning`` with :meth:`Health.message` when the check fails."""
     rows = df.sample(max_rows, random_state=seed) if len(df) > max_rows else df
     active = None
-    if hasattr(vae.model_, "encoder") and len(rows) >= 2:
-        enc = encode(vae, rows, max_rows=max_rows, seed=seed)
-        active = int((activity(enc.loc) > ACTIVE_THRESHOLD).sum())
+    if len(rows) >= 2:
+        try:
+            enc = encode(vae, rows, max_rows=max_rows, seed=seed)
+        except (AttributeError, NotImplementedError):  # a custom model without an encoder
+            enc = None
+        if enc is not None:
+            active = int((activity(enc.loc) > ACTIVE_THRESHOLD).sum())
     kinds = {c.name: c.kind for c in vae.transformer_.schema_.columns}
     modelled = [c for c in rows.columns if kinds.get(c) != "identifier"]
     pairs = []
