@@ -22,11 +22,11 @@ import pyro
 import torch
 from pyro import poutine
 
+from ppvae.budget import batch_size_for, patience_for
 from ppvae.data import TableTransformer
 from ppvae.data.layout import TensorTable
 from ppvae.diagnostics.health import check_health
 from ppvae.likelihoods import slot_log_prob
-from ppvae.budget import batch_size_for, patience_for
 from ppvae.model import models
 from ppvae.objectives import objectives
 from ppvae.priors import Prior, priors
