@@ -22,9 +22,11 @@ import pandas as pd
 import torch
 
 from ppvae import persistence
+from ppvae.budget import batch_size_for, patience_for
 from ppvae.checkpoint import Checkpointing, checkpointing
 from ppvae.data import TableTransformer
 from ppvae.data.layout import TensorTable
+from ppvae.diagnostics.health import check_health
 from ppvae.evaluation import importance_log_likelihood
 from ppvae.model import TableModel, models
 from ppvae.objectives import Objective, objectives
@@ -54,7 +56,8 @@ class TabularVAE:
     continuous: ``quantile`` (default) or ``mode_specific`` encoding of numeric columns.
     kinds: override inferred column kinds, e.g. ``{"zip": "categorical"}``.
     missing_values: extra markers read as missing, e.g. ``["?"]``.
-    epochs, batch_size, lr: SVI budget, minibatch size and Adam's learning rate.
+    epochs, batch_size, lr: SVI budget, minibatch size and Adam's learning rate; a table of
+        fewer than 10 batches trains on smaller ones with patience >= 50 (``ppvae.budget``).
     patience: stop after this many epochs without a better validation ELBO (None: never).
     val_fraction: share of rows held out for the validation ELBO.
     seed: seeds the split, initialisation and training (same seed -> same samples).
@@ -198,9 +201,9 @@ class TabularVAE:
                 train_data,
                 val_data,
                 epochs=int(self.epochs),
-                batch_size=int(self.batch_size),
+                batch_size=batch_size_for(len(train_data), int(self.batch_size)),
                 lr=float(self.lr),
-                patience=self.patience,
+                patience=patience_for(len(train_data), int(self.batch_size), self.patience),
                 generator=generator,
                 verbose=self.verbose,
                 checkpoint=checkpoint,
@@ -208,7 +211,7 @@ class TabularVAE:
             if hasattr(module.prior, "fit"):  # an ex-post prior: fit it to q(z) of the rows
                 with torch.no_grad():
                     module.prior.fit(module.posterior(train_data)[1])
-        return self._set_fitted(
+        self._set_fitted(
             transformer,
             module,
             objective,
@@ -218,6 +221,8 @@ class TabularVAE:
             n_rows=n,
             divergence=result.divergence,
         )
+        self.health_ = check_health(self, df)
+        return self
 
     def _set_fitted(
         self,

@@ -44,3 +44,10 @@ def shared_table(name: str) -> pd.DataFrame:
     if not path.is_file():
         pytest.skip(f"{path} not available")
     return pd.read_csv(path)
+
+
+def pytest_configure(config):
+    # Test fits run a few epochs by design, and such a fit is rightly reported as collapsed by
+    # the post-fit health check; tests/test_collapse.py checks that warning with pytest.warns
+    # (which records it whatever this filter says).
+    config.addinivalue_line("filterwarnings", "ignore:the fitted model looks collapsed:UserWarning")

@@ -10,7 +10,10 @@ Rules (applied after the declared missing markers have become NaN):
 - integers, and floats whose values are all whole numbers, -> ``categorical`` when they take
   at most ``max_int_levels`` distinct values (codes, ratings, counts of few values), else
   ``integer`` (sampled values are rounded and kept within the observed range);
-- other floats -> ``continuous``.
+- other floats -> ``continuous``;
+- ``identifier`` for a name, ticket or row key (one value per row; see
+  :mod:`ppvae.data.identifiers`): generated fresh, never learned. Only this kind looks at the
+  number of rows, so it is decided in :func:`infer_schema`.
 """
 
 from __future__ import annotations
@@ -23,8 +26,9 @@ import numpy as np
 import pandas as pd
 
 from ppvae.data.errors import DataError
+from ppvae.data.identifiers import identifier_reason
 
-KINDS = ("continuous", "integer", "categorical", "boolean", "datetime")
+KINDS = ("continuous", "integer", "categorical", "boolean", "datetime", "identifier")
 NUMERIC_KINDS = ("continuous", "integer", "datetime")
 MAX_INT_LEVELS = 10
 
@@ -109,7 +113,9 @@ def infer_schema(
     columns = []
     for name in df.columns:
         series = df[name]
-        kind = kinds.get(name) or infer_kind(series, max_int_levels)
+        kind = kinds.get(name) or (
+            "identifier" if identifier_reason(series) else infer_kind(series, max_int_levels)
+        )
         mixed = False
         if kind == "categorical" and series.dtype == object:
             types = {type(v) for v in series.dropna()}

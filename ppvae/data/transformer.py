@@ -24,6 +24,7 @@ import pandas as pd
 import torch
 
 from ppvae.data.errors import DataError
+from ppvae.data.identifiers import Identifier, identifier_message, identifier_reason
 from ppvae.data.layout import Layout, TensorTable
 from ppvae.data.schema import NUMERIC_KINDS, Column, Schema, infer_schema
 from ppvae.data.transforms import CategoricalCodes, ColumnTransform, ModeSpecific, QuantileNormal
@@ -168,6 +169,9 @@ class TableTransformer:
         transforms: list[ColumnTransform] = []
         for col in schema.columns:
             values = self._values(col, data[col.name])
+            if col.kind == "identifier":
+                transforms.append(self._identifier(col, data[col.name], values, rng))
+                continue
             if col.kind in NUMERIC_KINDS:
                 observed = values[~np.isnan(values)]
                 if self.continuous == "quantile" or col.kind == "datetime":
@@ -200,6 +204,17 @@ class TableTransformer:
         self.transforms_ = transforms
         self.layout_ = self._layout()
         return self
+
+    def _identifier(
+        self, col: Column, series: pd.Series, values: np.ndarray, rng: np.random.Generator
+    ) -> Identifier:
+        t = Identifier().fit(values, rng)
+        if col.name not in self.kinds:  # detected, not declared: say so and how to override
+            reason = identifier_reason(series) or "one value per row"
+            warnings.warn(
+                identifier_message(col.name, reason, t.integer), UserWarning, stacklevel=3
+            )
+        return t
 
     def _layout(self) -> Layout:
         cont, cat, cards, miss = [], [], [], []
@@ -258,6 +273,8 @@ class TableTransformer:
         n = len(data)
         conts, cont_masks, cats, cat_masks, misses = [], [], [], [], []
         for col, t in zip(self.schema_.columns, self.transforms_):
+            if isinstance(t, Identifier):  # generated, not modelled: no slot
+                continue
             values = self._values(col, data[col.name])
             if isinstance(t, CategoricalCodes):
                 codes, unseen = t.encode(values)

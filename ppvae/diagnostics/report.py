@@ -117,6 +117,17 @@ class Report:
             "next_steps": self.next_steps(),
         }
 
+    def __str__(self) -> str:
+        """The headline as aligned ``name: value`` lines (``print(report)``)."""
+        lines = self.headline()
+        info = ", ".join(f"{k} {v}" for k, v in self.info.items() if np.ndim(v) == 0)
+        width = max(map(len, lines))
+        body = "\n".join(f"  {k.ljust(width)}  {v}" for k, v in lines.items())
+        return f"ppvae diagnostics{f' ({info})' if info else ''}\n{body}"
+
+    def __repr__(self) -> str:
+        return str(self)
+
     def plot(self) -> dict[str, Figure]:
         """Figures: ``latent`` (KL and activity per dimension), ``holes`` (PCA of prior vs
         aggregate-posterior draws), ``marginals``, ``pairs`` and ``training``."""
@@ -301,10 +312,16 @@ def diagnose(vae, df: pd.DataFrame, max_rows: int = MAX_ROWS, seed: int = 0) -> 
     return Report(
         collapse=collapse(vae, enc),
         holes=holes(vae, enc, seed=seed),
-        ppc=posterior_predictive_check(real, generated, seed=seed),
+        ppc=posterior_predictive_check(*_modelled(vae, real, generated), seed=seed),
         info=info,
         history=vae.history_,
     )
+
+
+def _modelled(vae, *frames: pd.DataFrame) -> list[pd.DataFrame]:
+    """The frames without generated identifier columns (fresh by design, nothing to check)."""
+    ids = [c.name for c in vae.transformer_.schema_.columns if c.kind == "identifier"]
+    return [f.drop(columns=ids) for f in frames]
 
 
 def write_report(

@@ -1,0 +1,245 @@
+"""Small tables and ID-like columns (issue 18): does the default model collapse?
+
+Each case: a shared table subsampled to 500, 1,000 or 2,000 rows (``random_state=0``), with
+or without two added identifier columns (a made-up unique ``name`` and a unique integer
+``row_id``), split 80/20 (seeded). ppvae's default spec and TVAE at its defaults are fitted on
+the same training rows (TVAE without the ID columns, which it would one-hot encode: the
+easier table for it) and scored on the held-out rows, the ID columns left out of every score:
+
+- ``active_units``: of the default model (``vae.health_``), and whether its health check passed;
+- ``ml_efficacy``: gradient boosting trained on synthetic rows, scored on real held-out rows
+  (ROC AUC / R^2), next to ``ml_efficacy_real`` (trained on the real training rows);
+- ``column_pair_trends`` / ``column_shapes`` (sdmetrics) against the training rows;
+- for the ID columns: generated values unique, in the input's format (every value's shape
+  is a training shape, ``ppvae.data.identifiers.shape_of``), none equal to a training value.
+
+Cases are appended to ``bench/results/small_tables.csv`` as they finish and skipped when
+already there, so an interrupted run resumes; ``small_tables.md`` is rewritten each time.
+
+    nice -n 10 python bench/small_tables.py                      # every case
+    nice -n 10 python bench/small_tables.py --tables adult --rows 500
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+import warnings
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from metrics import ml_efficacy, quality  # noqa: E402
+from run import DATASETS, SHARED, CTGANAdapter  # noqa: E402
+
+import ppvae  # noqa: E402
+from ppvae.data.identifiers import shape_of  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+CSV, MD = RESULTS / "small_tables.csv", RESULTS / "small_tables.md"
+TABLES = ("adult", "default", "diamonds", "shoppers")
+ROWS = (500, 1000, 2000)
+IDS = ("name", "row_id")
+KEY = ["table", "rows", "ids"]
+COLUMNS = [
+    *KEY, "active_units", "health_ok", "id_warnings", "epochs", "fit_s", "ml_efficacy",
+    "column_shapes", "column_pair_trends", "ml_efficacy_real", "ids_unique", "ids_in_format",
+    "ids_fresh", "tvae_ml_efficacy", "tvae_column_pair_trends", "measured",
+]  # fmt: skip
+FIRST = ["Ada", "Bram", "Chen", "Dalia", "Emeka", "Freya", "Goran", "Hiro", "Ines", "Jonas"]
+SYLLABLES = ["ka", "lo", "mi", "ne", "ru", "sa", "to", "vi", "ber", "don", "gar", "son"]
+
+
+def add_ids(df: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """``df`` with a unique made-up ``name`` ("Freya Tolosa") and a unique integer ``row_id``."""
+    rng = np.random.default_rng(seed)
+    names: set[str] = set()
+    while len(names) < len(df):
+        last = "".join(rng.choice(SYLLABLES, rng.integers(2, 4))).title()
+        names.add(f"{rng.choice(FIRST)} {last}")
+    out = df.copy()
+    out["name"] = rng.permutation(sorted(names))
+    out["row_id"] = 10_000 + rng.permutation(len(df))
+    return out
+
+
+def case_rows(table: str, rows: int, ids: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+    ds = DATASETS[table]
+    df = pd.read_csv(SHARED / f"{table}.csv")
+    for c in df.columns:
+        if ds.missing_values and df[c].dtype == object:
+            df[c] = df[c].mask(df[c].isin(ds.missing_values))
+    df = df.sample(rows, random_state=0).reset_index(drop=True)
+    if ids:
+        df = add_ids(df)
+    train = df.sample(frac=0.8, random_state=0)
+    return train.reset_index(drop=True), df.drop(train.index).reset_index(drop=True)
+
+
+def id_checks(train: pd.DataFrame, synth: pd.DataFrame) -> dict[str, bool]:
+    name, key = synth["name"], synth["row_id"]
+    return {
+        "ids_unique": bool(name.is_unique and key.is_unique),
+        "ids_in_format": bool(
+            set(name.map(shape_of)) <= set(train["name"].map(shape_of))
+            and pd.api.types.is_integer_dtype(key.dtype)
+        ),
+        "ids_fresh": not (set(name) & set(train["name"]) or set(key) & set(train["row_id"])),
+    }
+
+
+def scores(train, test, synth, target, task) -> dict[str, float]:
+    q = quality(train, synth[list(train.columns)])
+    return {
+        "ml_efficacy": ml_efficacy(synth[list(train.columns)], test, target, task),
+        **q,
+    }
+
+
+_TVAE_CACHE: dict[tuple[str, int], dict[str, float]] = {}
+
+
+def tvae_scores(table: str, rows: int, done: pd.DataFrame) -> dict[str, float]:
+    """TVAE on the case's rows without ID columns (shared by the with/without-ID cases)."""
+    key = (table, rows)
+    prior = done[(done.table == table) & (done.rows == rows)] if len(done) else done
+    if key not in _TVAE_CACHE and len(prior):
+        row = prior.iloc[0]
+        _TVAE_CACHE[key] = {k: row[k] for k in ("tvae_ml_efficacy", "tvae_column_pair_trends")}
+    if key not in _TVAE_CACHE:
+        ds = DATASETS[table]
+        train, test = case_rows(table, rows, ids=False)
+        synth = CTGANAdapter("tvae", QUICK.get("epochs")).fit(train).sample(len(train), seed=0)
+        s = scores(train, test, synth, ds.target, ds.task)
+        _TVAE_CACHE[key] = {
+            "tvae_ml_efficacy": s["ml_efficacy"],
+            "tvae_column_pair_trends": s["column_pair_trends"],
+        }
+    return _TVAE_CACHE[key]
+
+
+QUICK: dict = {}  # --quick: two epochs for both models (a smoke test of the script)
+
+
+def run_case(table: str, rows: int, ids: bool, done: pd.DataFrame) -> dict:
+    ds = DATASETS[table]
+    train, test = case_rows(table, rows, ids)
+    start = time.time()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        vae = ppvae.TabularVAE.from_spec("default", verbose=False, **QUICK).fit(train)
+    fit_s = time.time() - start
+    synth = vae.sample(len(train), seed=0)
+    modelled = [c for c in train.columns if c not in IDS]
+    row = {
+        "table": table,
+        "rows": rows,
+        "ids": ids,
+        "active_units": vae.health_.active_units,
+        "health_ok": vae.health_.ok,
+        "id_warnings": sum("looks like an identifier" in str(w.message) for w in caught),
+        "epochs": len(vae.history_),
+        "fit_s": round(fit_s, 1),
+        **scores(train[modelled], test[modelled], synth, ds.target, ds.task),
+        "ml_efficacy_real": ml_efficacy(train[modelled], test[modelled], ds.target, ds.task),
+    }
+    if ids:
+        row.update(id_checks(train, synth))
+    row.update(tvae_scores(table, rows, done))
+    row["measured"] = date.today().isoformat()
+    return row
+
+
+def write_markdown(results: pd.DataFrame) -> None:
+    r = results.sort_values(KEY).copy()
+    r["efficacy_gap"] = r["ml_efficacy_real"] - r["ml_efficacy"]
+    r["vs_tvae_efficacy"] = r["ml_efficacy"] - r["tvae_ml_efficacy"]
+    r["vs_tvae_trends"] = r["column_pair_trends"] - r["tvae_column_pair_trends"]
+    cols = [
+        "table", "rows", "ids", "active_units", "health_ok", "epochs", "ml_efficacy",
+        "ml_efficacy_real", "efficacy_gap", "tvae_ml_efficacy", "column_pair_trends",
+        "tvae_column_pair_trends", "column_shapes", "ids_unique", "ids_in_format", "ids_fresh",
+    ]  # fmt: skip
+    cols = [c for c in cols if c in r.columns]
+
+    def cell(v) -> str:
+        if isinstance(v, float) and not np.isnan(v) and not float(v).is_integer():
+            return f"{v:.3f}"
+        return "" if isinstance(v, float) and np.isnan(v) else str(v)
+
+    table = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    table += ["| " + " | ".join(cell(v) for v in row) + " |" for row in r[cols].itertuples(False)]
+    n = len(r)
+    checks = {
+        "at least one active unit": int((r.active_units >= 1).sum()),
+        "ML efficacy within 0.05 of train-on-real": int((r.efficacy_gap <= 0.05).sum()),
+        "ML efficacy not below TVAE's": int((r.vs_tvae_efficacy >= 0).sum()),
+        "Pair Trends at least TVAE's": int((r.vs_tvae_trends >= 0).sum()),
+    }
+    with_ids = r[r.ids.astype(bool)]
+    if len(with_ids):
+        for c in ("ids_unique", "ids_in_format", "ids_fresh"):
+            checks[f"{c} (of the {len(with_ids)} cases with IDs)"] = int(
+                with_ids[c].astype(bool).sum()
+            )
+    text = [
+        "# Small tables and ID-like columns (issue 18)",
+        "",
+        f"Measured {', '.join(sorted(set(r.measured)))} on {platform.machine()}, 2 shared cores, "
+        f"torch {torch.__version__}, by `nice -n 10 python bench/small_tables.py` "
+        "(resumable; each case is one row of small_tables.csv). ppvae: the default spec; TVAE "
+        "(ctgan) at its defaults on the same training rows without the ID columns. Scores leave "
+        "the ID columns out; ML efficacy is ROC AUC (adult, default, shoppers) or R^2 "
+        "(diamonds) on the real held-out 20 %.",
+        "",
+        f"{n} of {len(TABLES) * len(ROWS) * 2} cases measured. Checks (cases passing):",
+        "",
+        *[f"- {k}: {v}" + ("" if "(of" in k else f" of {n}") for k, v in checks.items()],
+        "",
+        *table,
+        "",
+    ]
+    tmp = MD.with_suffix(".md.tmp")
+    tmp.write_text("\n".join(text))
+    tmp.replace(MD)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--tables", nargs="+", default=list(TABLES), choices=TABLES)
+    p.add_argument("--rows", nargs="+", type=int, default=list(ROWS))
+    p.add_argument("--ids", nargs="+", default=["no", "yes"], choices=["no", "yes"])
+    p.add_argument("--quick", action="store_true", help="2 epochs each, results in --out")
+    p.add_argument("--out", type=Path, default=RESULTS, help="folder of the CSV and Markdown")
+    args = p.parse_args()
+    global CSV, MD
+    CSV, MD = args.out / CSV.name, args.out / MD.name
+    if args.quick:
+        QUICK["epochs"] = 2
+    torch.set_num_threads(1)
+    args.out.mkdir(parents=True, exist_ok=True)
+    done = pd.read_csv(CSV) if CSV.is_file() else pd.DataFrame(columns=COLUMNS)
+    for rows in args.rows:
+        for table in args.tables:
+            for ids in (flag == "yes" for flag in args.ids):
+                have = done[(done.table == table) & (done.rows == rows) & (done.ids == ids)]
+                if len(have):
+                    continue
+                row = run_case(table, rows, ids, done)
+                print(row, flush=True)
+                done = pd.concat([done, pd.DataFrame([row])], ignore_index=True)
+                new = not CSV.is_file()
+                pd.DataFrame([row]).reindex(columns=COLUMNS).to_csv(
+                    CSV, mode="a", header=new, index=False
+                )
+                write_markdown(done)
+
+
+if __name__ == "__main__":
+    main()
