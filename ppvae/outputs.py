@@ -27,9 +27,9 @@ import sys
 import tempfile
 import threading
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import pandas as pd
 
@@ -314,3 +314,16 @@ def check_disk_space(sample: pd.DataFrame, n_rows: int, path: str | os.PathLike)
             f"{free / 1e9:.3g} GB are free there: ask for fewer rows (-n), a compressed output "
             "(.csv.gz) or another disk"
         )
+
+
+def save_figures(figures: Mapping[str, Any], folder: Path, dpi: int = 110) -> dict[str, str]:
+    """Save matplotlib figures ``{name: Figure}`` as ``folder/<name>.png`` and close them;
+    returns ``{name: file name}`` for the report's links."""
+    import matplotlib.pyplot as plt
+
+    paths = {}
+    for name, fig in figures.items():
+        fig.savefig(folder / f"{name}.png", dpi=dpi)
+        plt.close(fig)
+        paths[name] = f"{name}.png"
+    return paths

@@ -238,17 +238,11 @@ class SyntheticReport:
     def write(self, out_dir: str | Path, force: bool = False) -> Path:
         """Write ``report.md``, ``report.json`` and the figures (PNG) to ``out_dir``,
         atomically; returns the path of ``report.md``."""
-        import matplotlib.pyplot as plt
-
-        from ppvae.outputs import atomic_dir, check_target
+        from ppvae.outputs import atomic_dir, check_target, save_figures
 
         target = check_target(out_dir, "report", force)
         with atomic_dir(target, "report", force) as tmp:
-            paths = {}
-            for name, fig in self.plot().items():
-                fig.savefig(tmp / f"{name}.png", dpi=110)
-                plt.close(fig)
-                paths[name] = f"{name}.png"
+            paths = save_figures(self.plot(), tmp)
             (tmp / "report.md").write_text(self.to_markdown(paths), encoding="utf-8")
             (tmp / "report.json").write_text(
                 json.dumps(self.to_dict(), indent=2, allow_nan=False), encoding="utf-8"

@@ -334,18 +334,12 @@ def write_report(
 ) -> Path:
     """Write ``report.md``, the figures (PNG) and ``report.json`` to ``out_dir``, atomically;
     with ``synthetic`` rows, also ``ppvae.evaluate(df, synthetic)`` under ``evaluate/``."""
-    import matplotlib.pyplot as plt
-
-    from ppvae.outputs import atomic_dir, check_target
+    from ppvae.outputs import atomic_dir, check_target, save_figures
 
     target = check_target(out_dir, "report", force)
     report = diagnose(vae, df, max_rows=max_rows)
     with atomic_dir(target, "report", force) as tmp:
-        paths = {}
-        for name, fig in report.plot().items():
-            fig.savefig(tmp / f"{name}.png", dpi=110)
-            plt.close(fig)
-            paths[name] = f"{name}.png"
+        paths = save_figures(report.plot(), tmp)
         markdown = report.to_markdown(paths)
         if synthetic is not None:
             from ppvae.synthetic_report import evaluate
