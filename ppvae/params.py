@@ -173,6 +173,7 @@ CHECKS: dict[str, Callable[[str, Any], None]] = {
     "objective": _spec_like("objective", "pyro.infer.elbo.ELBO"),
     "likelihood": _likelihood,
     "model": _spec_like("model"),
+    "init": _spec_like("initialization"),
     "continuous": _continuous,
     "kinds": _kinds,
     "missing_values": _missing_values,

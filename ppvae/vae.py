@@ -28,6 +28,7 @@ from ppvae.data import TableTransformer
 from ppvae.data.layout import TensorTable
 from ppvae.diagnostics.health import check_health
 from ppvae.evaluation import importance_log_likelihood
+from ppvae.initialization import Initialization, initializations
 from ppvae.model import TableModel, models
 from ppvae.objectives import Objective, objectives
 from ppvae.priors import Prior, priors
@@ -53,6 +54,8 @@ class TabularVAE:
     likelihood: family of the continuous slots (``normal``, ``laplace``, ``student_t``).
     model: a registered model name or dict (``tabular`` is the default VAE; register your
         own model/guide pair with ``@ppvae.models.register``).
+    init: how the weights start (``ppvae.initialization``): ``random`` or
+        ``{"name": "autoencoder", "epochs": 10}`` (KL-free epochs first).
     continuous: ``quantile`` (default) or ``mode_specific`` encoding of numeric columns.
     kinds: override inferred column kinds, e.g. ``{"zip": "categorical"}``.
     missing_values: extra markers read as missing, e.g. ``["?"]``.
@@ -73,6 +76,7 @@ class TabularVAE:
         objective: str | Mapping[str, Any] | Any = "elbo",
         likelihood: str = "normal",
         model: str | Mapping[str, Any] = "tabular",
+        init: str | Mapping[str, Any] | Initialization = "random",
         continuous: str = "quantile",
         kinds: Mapping[str, str] | None = None,
         missing_values: Sequence[Any] | None = None,
@@ -91,6 +95,7 @@ class TabularVAE:
         self.objective = objective
         self.likelihood = likelihood
         self.model = model
+        self.init = init
         self.continuous = continuous
         self.kinds = kinds
         self.missing_values = missing_values
@@ -195,13 +200,17 @@ class TabularVAE:
             generator = torch.Generator().manual_seed(int(torch.randint(0, 2**31 - 1, ())))
             if hasattr(module.prior, "init_from"):
                 module.prior.init_from(train_data.features)
+            batch_size = batch_size_for(len(train_data), int(self.batch_size))
+            initializations.build(self.init)(
+                module, train_data, batch_size=batch_size, lr=float(self.lr), generator=generator
+            )
             result = train(
                 module,
                 objective,
                 train_data,
                 val_data,
                 epochs=int(self.epochs),
-                batch_size=batch_size_for(len(train_data), int(self.batch_size)),
+                batch_size=batch_size,
                 lr=float(self.lr),
                 patience=patience_for(len(train_data), int(self.batch_size), self.patience),
                 generator=generator,
