@@ -29,7 +29,8 @@
 # [`models/conditional_vae.py`](../models/conditional_vae.py):
 # $p(x, z, y) = p(y)\,p(z)\,p(x \mid z, y)$ with the label $y$ fed to the decoder.
 #
-# `PPVAE_SMOKE=1` runs a small budget (the test suite does).
+# `PPVAE_SMOKE=1` runs a small budget (the test suite does); the stored outputs are the
+# full budget's, and every number in the text below is computed in the notebook.
 
 # %%
 import importlib.util
@@ -46,7 +47,7 @@ import torch
 import ppvae
 
 SMOKE = os.environ.get("PPVAE_SMOKE") == "1"
-EPOCHS = 2 if SMOKE else 60
+EPOCHS = 2 if SMOKE else 40
 df = ppvae.datasets.load("adult")
 if SMOKE:
     df = df.sample(3000, random_state=0).reset_index(drop=True)
@@ -77,12 +78,8 @@ cvae = ppvae.TabularVAE(
     verbose=False,
 ).fit(df)
 synth = cvae.sample(len(df), seed=0)
-print(
-    "share of '>50K': real",
-    round((df["income"] == ">50K").mean(), 3),
-    "synthetic",
-    round((synth["income"] == ">50K").mean(), 3),
-)
+share = {"real": (df["income"] == ">50K").mean(), "synthetic": (synth["income"] == ">50K").mean()}
+print(f"share of '>50K': real {share['real']:.3f}, synthetic {share['synthetic']:.3f}")
 ppvae.diagnose(cvae, df).summary()
 
 # %% [markdown]
@@ -95,6 +92,7 @@ levels = cvae.transformer_.transforms_[list(df.columns).index("income")].levels
 rich = levels.index(">50K")
 only_rich = cvae.sample(2000, seed=1, condition={"y": torch.full((2000,), rich)})
 print(only_rich["income"].value_counts())
+rich_share = (only_rich["income"] == ">50K").mean()
 
 real_rich = df[df["income"] == ">50K"]
 fig, axes = plt.subplots(1, 2, figsize=(10, 3))
@@ -140,16 +138,32 @@ print((path / "spec.yaml").read_text())
 train = df.sample(frac=0.8, random_state=0)
 test = df.drop(train.index)
 test = test[ppvae.TableTransformer(missing_values=["?"]).fit(train).known_rows(test)]
+heldout = {}
 for family in ("normal", "student_t"):
     vae = ppvae.TabularVAE(
         likelihood=family, missing_values=["?"], epochs=EPOCHS, seed=0, verbose=False
     ).fit(train)
-    print(
-        f"{family:>10}: held-out log-likelihood {vae.log_likelihood(test, num_particles=20).mean():.3f} nats/row"
-    )
+    heldout[family] = vae.log_likelihood(test, num_particles=20).mean()
+    print(f"{family:>10}: held-out log-likelihood {heldout[family]:.3f} nats/row")
 
 # %% [markdown]
-# **Conclusion.** A model written in plain Pyro trained, sampled, saved, reloaded and was
-# diagnosed without a change to ppvae; conditioning on the label site generated rows of
-# the chosen class, whose age and education follow that class (the means and bars above),
-# not the whole table.
+# ## What we found
+
+# %%
+better = max(heldout, key=heldout.get)
+print(
+    "A model written in plain Pyro (models/conditional_vae.py) trained, sampled, saved, "
+    "reloaded (same rows for the same seed) and was diagnosed with no change to ppvae. "
+    f"Unconditioned, it generated '>50K' rows at {share['synthetic']:.1%} (real: "
+    f"{share['real']:.1%}). Conditioned on y = '>50K', {rich_share:.1%} of 2,000 rows were "
+    f"'>50K', with mean age {only_rich['age'].mean():.1f} against {real_rich['age'].mean():.1f} "
+    f"for real '>50K' rows and {df['age'].mean():.1f} for the whole table. The {better} family "
+    f"gave the higher held-out log-likelihood ({heldout[better]:.3f} nats/row; normal "
+    f"{heldout['normal']:.3f}, student_t {heldout['student_t']:.3f})."
+)
+
+# %% [markdown]
+# **When to use what.** Write a model when the generative story changes (a label to
+# condition on, a structure between columns); swap a registered likelihood when only a
+# column family changes, and keep it only if the held-out log-likelihood says so, as above.
+# Either way, `ppvae.check_model` tests the contract before a long fit.
