@@ -3,6 +3,7 @@
 from ppvae import datasets, objectives, priors  # noqa: E402
 from ppvae.data import DataError, TableTransformer  # noqa: E402
 from ppvae.diagnostics import compare, diagnose, fit_seeds, to_inference_data  # noqa: E402
+from ppvae.initialization import initializations  # noqa: E402
 from ppvae.likelihoods import likelihoods, slot_groups  # noqa: E402
 from ppvae.model import TableModel, TabularModel, models  # noqa: E402
 from ppvae.model_conformance import check_model  # noqa: E402
@@ -24,6 +25,7 @@ __all__ = [
     "diagnose",
     "evaluate",
     "fit_seeds",
+    "initializations",
     "likelihoods",
     "check_model",
     "load",
