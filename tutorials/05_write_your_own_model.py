@@ -47,7 +47,7 @@ import torch
 import ppvae
 
 SMOKE = os.environ.get("PPVAE_SMOKE") == "1"
-EPOCHS = 2 if SMOKE else 40
+EPOCHS = 2 if SMOKE else 25
 df = ppvae.datasets.load("adult")
 if SMOKE:
     df = df.sample(3000, random_state=0).reset_index(drop=True)
