@@ -25,8 +25,8 @@
 # **Where it bites.** This tutorial uses the bundled Online Shoppers table (12,330 sessions,
 # 18 columns). Most of its numbers are zero-inflated counts and durations, so a decoder can
 # explain much of a row from the categories alone and the plain ELBO leaves most latent
-# directions unused; forcing them on with free bits spreads the codes into a shape the standard normal
-# does not cover. (On Adult with the default model, holes are barely visible — the KL keeps
+# directions unused; forcing them on with free bits spreads the codes into a shape the
+# standard normal does not cover. (On Adult with the default model, holes are barely visible — the KL keeps
 # q(z) close to the prior there — which is why a table and setting where both problems are
 # large is chosen here.) The steps:
 #
