@@ -156,7 +156,7 @@ print(
     f"Unconditioned, it generated '>50K' rows at {share['synthetic']:.1%} (real: "
     f"{share['real']:.1%}). Conditioned on y = '>50K', {rich_share:.1%} of 2,000 rows were "
     f"'>50K', with mean age {only_rich['age'].mean():.1f} against {real_rich['age'].mean():.1f} "
-    f"for real '>50K' rows and {df['age'].mean():.1f} for the whole table. The {better} family "
+    f"for real '>50K' rows and {df['age'].mean():.1f} for all rows. The {better} family "
     f"gave the higher held-out log-likelihood ({heldout[better]:.3f} nats/row; normal "
     f"{heldout['normal']:.3f}, student_t {heldout['student_t']:.3f})."
 )
