@@ -40,7 +40,7 @@ import ppvae
 from ppvae.spec import dump_spec, load_spec, shipped_specs
 
 SMOKE = os.environ.get("PPVAE_SMOKE") == "1"
-EPOCHS = 2 if SMOKE else 15
+EPOCHS = 2 if SMOKE else 8
 df = ppvae.datasets.load("shoppers")
 if SMOKE:
     df = df.sample(2000, random_state=0).reset_index(drop=True)
