@@ -173,7 +173,7 @@ subprocess.run(
         "--missing-values",
         "?",
         "--epochs",
-        str(min(EPOCHS, 10)),
+        str(min(EPOCHS, 3)),
         "-q",
     ],
     check=True,
