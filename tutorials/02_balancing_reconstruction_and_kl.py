@@ -51,7 +51,7 @@ import pandas as pd
 import ppvae
 
 SMOKE = os.environ.get("PPVAE_SMOKE") == "1"
-EPOCHS = 2 if SMOKE else 20
+EPOCHS = 2 if SMOKE else 25
 df = ppvae.datasets.load("shoppers")
 if SMOKE:
     df = df.sample(2000, random_state=0).reset_index(drop=True)
