@@ -47,7 +47,7 @@ import torch
 import ppvae
 
 SMOKE = os.environ.get("PPVAE_SMOKE") == "1"
-EPOCHS = 2 if SMOKE else 10
+EPOCHS = 2 if SMOKE else 30
 ROWS = 3000 if SMOKE else 10_000  # a sample of Adult keeps the three fits short
 df = ppvae.datasets.load("adult").sample(ROWS, random_state=0).reset_index(drop=True)
 
