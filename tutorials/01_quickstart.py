@@ -35,7 +35,7 @@ import pandas as pd
 import ppvae
 
 SMOKE = os.environ.get("PPVAE_SMOKE") == "1"
-EPOCHS = 2 if SMOKE else 10  # a short budget; more epochs fit closer
+EPOCHS = 2 if SMOKE else 30  # a short budget; more epochs fit closer
 ROWS = 3000 if SMOKE else None
 
 df = ppvae.datasets.load("adult")
