@@ -51,7 +51,7 @@ import pandas as pd
 import ppvae
 
 SMOKE = os.environ.get("PPVAE_SMOKE") == "1"
-EPOCHS = 2 if SMOKE else 25
+EPOCHS = 2 if SMOKE else 50
 df = ppvae.datasets.load("shoppers")
 if SMOKE:
     df = df.sample(2000, random_state=0).reset_index(drop=True)
@@ -142,10 +142,12 @@ print(
 
 # %% [markdown]
 # ## Choosing a GECO tolerance
-# `auto` is a good first choice: it asks for a little more reconstruction than the ELBO
-# reached. To trade explicitly, give a number of nats per row. A tighter tolerance forces
-# more information into z (more KL); a looser one lets the KL shrink. Here the auto
-# tolerance is compared with one 10 % looser.
+# `auto` asks for a little more reconstruction than the ELBO reached during the warm-up.
+# To trade explicitly, give a number of nats per row: once the constraint is met, λ falls
+# and the KL term wins back weight, so a looser tolerance should leave a smaller KL — *if*
+# training runs long enough for λ to come down. Here the auto tolerance is compared with
+# one 10 % looser; `reached` is the moving average of the reconstruction error at the end,
+# and a `reached` far below `tolerance` means λ was still falling when training stopped.
 
 # %%
 looser = ppvae.TabularVAE(
@@ -187,7 +189,10 @@ print(
     f"{t.loc['geco', 'pair difference']:.4f}, held-out log-lik "
     f"{t.loc['elbo', 'held-out log-lik']:.3f} -> {t.loc['geco', 'held-out log-lik']:.3f}; "
     f"a 10% looser tolerance spent {tolerances['10% looser']['KL (nats/row)']:.2f} nats/row of KL "
-    f"instead of {tolerances['auto']['KL (nats/row)']:.2f}."
+    f"instead of {tolerances['auto']['KL (nats/row)']:.2f}. At the end of training GECO's "
+    f"error was {state['c_ma']:.2f} against its tolerance {state['tolerance']:.2f} "
+    f"(constraint {'met' if state['c_ma'] <= state['tolerance'] else 'not met'}), final λ "
+    f"{state['lambda']:.3g}."
 )
 print(
     f"beta = 4 kept {t.loc['beta=4', 'active units']}/{d} units, KL "
