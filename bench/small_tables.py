@@ -36,7 +36,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from metrics import ml_efficacy, quality  # noqa: E402
-from run import DATASETS, SHARED, CTGANAdapter  # noqa: E402
+from run import CTGANAdapter  # noqa: E402
+from tables import DATASETS, SHARED  # noqa: E402
 
 import ppvae  # noqa: E402
 from ppvae.data.identifiers import shape_of  # noqa: E402

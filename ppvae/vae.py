@@ -56,9 +56,10 @@ class TabularVAE:
     continuous: ``quantile`` (default) or ``mode_specific`` encoding of numeric columns.
     kinds: override inferred column kinds, e.g. ``{"zip": "categorical"}``.
     missing_values: extra markers read as missing, e.g. ``["?"]``.
-    epochs, batch_size, lr: SVI budget, minibatch size and Adam's learning rate; a table of
-        fewer than 10 batches trains on smaller ones with patience >= 50 (``ppvae.budget``).
-    patience: stop after this many epochs without a better validation ELBO (None: never).
+    epochs, batch_size, lr: SVI budget, minibatch size and Adam's learning rate;
+        ``batch_size="auto"``: 500 rows, or a tenth of a table under 5,000 rows (``ppvae.budget``).
+    patience: stop after this many epochs without a better validation ELBO (None: never);
+        ``"auto"``: 20, or 50 on a table under 5,000 rows (``ppvae.budget``).
     val_fraction: share of rows held out for the validation ELBO.
     seed: seeds the split, initialisation and training (same seed -> same samples).
     device: ``"cpu"``, ``"cuda"`` or a torch device.
@@ -77,9 +78,9 @@ class TabularVAE:
         kinds: Mapping[str, str] | None = None,
         missing_values: Sequence[Any] | None = None,
         epochs: int = 300,
-        batch_size: int = 500,
+        batch_size: int | str = "auto",
         lr: float = 1e-3,
-        patience: int | None = 20,
+        patience: int | str | None = "auto",
         val_fraction: float = 0.1,
         seed: int | None = 0,
         device: str | torch.device = "cpu",
@@ -201,9 +202,9 @@ class TabularVAE:
                 train_data,
                 val_data,
                 epochs=int(self.epochs),
-                batch_size=batch_size_for(len(train_data), int(self.batch_size)),
+                batch_size=batch_size_for(len(train_data), self.batch_size),
                 lr=float(self.lr),
-                patience=patience_for(len(train_data), int(self.batch_size), self.patience),
+                patience=patience_for(len(train_data), self.patience),
                 generator=generator,
                 verbose=self.verbose,
                 checkpoint=checkpoint,
