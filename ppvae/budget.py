@@ -1,4 +1,4 @@
-"""The training budget a fit uses when it is left to ppvae: ``batch_size="auto"``, ``patience="auto"``.
+r"""The training budget and prior a fit uses when they are left to ppvae (``"auto"``).
 
 With a fixed batch of 500 rows, a 400-row table takes one optimiser step per epoch, and
 early stopping (``patience`` epochs) ends the fit after a few dozen steps, long before the
@@ -10,10 +10,17 @@ but not the dependence (issue 18). So, by the number of training rows ``n``:
   small table takes ``MIN_STEPS`` optimiser steps (:func:`batch_size_for`);
 - ``patience="auto"`` is ``DEFAULT_PATIENCE`` epochs on a table of at least 5,000 training
   rows and ``SMALL_TABLE_PATIENCE`` below: a small table's validation split is a few dozen
-  rows, so its loss is noisy (:func:`patience_for`).
+  rows, so its loss is noisy (:func:`patience_for`);
+- ``prior="auto"`` trains with the standard normal; a small table then samples from its
+  aggregate posterior, a ``SMALL_TABLE_COMPONENTS``-component Gaussian mixture fitted to
+  :math:`q(z) = \frac1N \sum_n q(z \mid x_n)` of the training rows
+  (:func:`ex_post_prior_for`, ``ppvae.priors.aggregate``): with a few hundred rows the
+  posteriors are sharp and N(0, I) puts mass where no row's code lives (*holes*), whose
+  decoded rows blur the dependence between the columns.
 
-A number given for either is used as given (a user's choice wins), and a table of at least
-5,000 training rows trains exactly as with ``batch_size=500, patience=20``. The rule was
+A value given for any of them is used as given (a user's choice wins), and a table of at
+least 5,000 training rows trains and samples exactly as with ``batch_size=500, patience=20,
+prior="standard_normal"``. The rule was
 chosen on validation subsamples (rows drawn with ``random_state=1``, scored on their own 20 %
 split), never on the rows ``bench/small_tables.py`` reports; the numbers are in
 ``docs/collapse.md``.
@@ -22,6 +29,7 @@ split), never on the rows ``bench/small_tables.py`` reports; the numbers are in
 from __future__ import annotations
 
 import math
+from typing import Any
 
 AUTO = "auto"
 DEFAULT_BATCH = 500
@@ -29,6 +37,8 @@ DEFAULT_PATIENCE = 20
 MIN_STEPS = 10
 MIN_BATCH = 32
 SMALL_TABLE_PATIENCE = 50
+SMALL_TABLE_COMPONENTS = 3
+TRAINING_PRIOR = "standard_normal"
 
 
 def is_small(n_rows: int) -> bool:
@@ -42,7 +52,7 @@ def batch_size_for(n_rows: int, batch_size: int | str = AUTO) -> int:
     >>> batch_size_for(400), batch_size_for(100_000), batch_size_for(100), batch_size_for(400, 64)
     (40, 500, 32, 64)
     """
-    if batch_size != AUTO:
+    if not _is_auto(batch_size):
         return int(batch_size)
     if not is_small(n_rows):
         return DEFAULT_BATCH
@@ -55,6 +65,29 @@ def patience_for(n_rows: int, patience: int | str | None = AUTO) -> int | None:
     >>> patience_for(400), patience_for(100_000), patience_for(400, 20), patience_for(400, None)
     (50, 20, 20, None)
     """
-    if patience != AUTO:
+    if not _is_auto(patience):
         return None if patience is None else int(patience)
     return SMALL_TABLE_PATIENCE if is_small(n_rows) else DEFAULT_PATIENCE
+
+
+def training_prior(prior: Any) -> Any:
+    """The prior a model trains with: ``"auto"`` trains with the standard normal."""
+    return TRAINING_PRIOR if _is_auto(prior) else prior
+
+
+def ex_post_prior_for(n_rows: int, prior: Any) -> dict[str, Any] | None:
+    """The prior spec a fit on ``n_rows`` training rows swaps in after training (fitted to
+    q(z) of those rows), or ``None`` to keep the trained one.
+
+    >>> ex_post_prior_for(400, "auto"), ex_post_prior_for(100_000, "auto")
+    ({'name': 'aggregate', 'components': 3}, None)
+    >>> ex_post_prior_for(400, "standard_normal") is None
+    True
+    """
+    if not _is_auto(prior) or not is_small(n_rows):
+        return None
+    return {"name": "aggregate", "components": SMALL_TABLE_COMPONENTS}
+
+
+def _is_auto(value: Any) -> bool:
+    return isinstance(value, str) and value == AUTO

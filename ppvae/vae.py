@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 
 from ppvae import persistence
-from ppvae.budget import batch_size_for, patience_for
+from ppvae.budget import batch_size_for, ex_post_prior_for, patience_for, training_prior
 from ppvae.checkpoint import Checkpointing, checkpointing
 from ppvae.data import TableTransformer
 from ppvae.data.layout import TensorTable
@@ -48,7 +48,9 @@ class TabularVAE:
     ----------
     latent_dim: size of the latent code z.
     hidden: widths of the encoder's and decoder's hidden layers.
-    prior: a registered prior name, ``{"name": ..., **options}`` or a ``ppvae.priors.Prior``.
+    prior: a registered prior name, ``{"name": ..., **options}`` or a ``ppvae.priors.Prior``;
+        ``"auto"``: standard normal, sampled through a fitted aggregate posterior on a table
+        under 5,000 rows (``ppvae.budget``).
     objective: a registered objective name, dict or ``ppvae.objectives.Objective``.
     likelihood: family of the continuous slots (``normal``, ``laplace``, ``student_t``).
     model: a registered model name or dict (``tabular`` is the default VAE; register your
@@ -70,7 +72,7 @@ class TabularVAE:
         self,
         latent_dim: int = 16,
         hidden: Sequence[int] = (256, 256),
-        prior: str | Mapping[str, Any] | Prior = "standard_normal",
+        prior: str | Mapping[str, Any] | Prior = "auto",
         objective: str | Mapping[str, Any] | Any = "elbo",
         likelihood: str = "normal",
         model: str | Mapping[str, Any] = "tabular",
@@ -142,6 +144,7 @@ class TabularVAE:
         spec = self.model if isinstance(self.model, Mapping) else {"name": self.model}
         # a Prior instance is a template: each fit trains its own copy (as sklearn clones)
         prior = copy.deepcopy(self.prior) if isinstance(self.prior, Prior) else self.prior
+        prior = training_prior(prior)  # "auto": standard normal, see ppvae.budget
         return models.build(
             spec,
             layout=layout,
@@ -209,6 +212,11 @@ class TabularVAE:
                 verbose=self.verbose,
                 checkpoint=checkpoint,
             )
+            small_table_prior = ex_post_prior_for(len(train_data), self.prior)
+            if small_table_prior is not None:  # prior="auto" on a small table (ppvae.budget)
+                module.prior = priors.build(small_table_prior, latent_dim=self.latent_dim)
+                module.prior.bind(module)
+                module.prior.to(device)
             if hasattr(module.prior, "fit"):  # an ex-post prior: fit it to q(z) of the rows
                 with torch.no_grad():
                     module.prior.fit(module.posterior(train_data)[1])

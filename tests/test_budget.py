@@ -11,9 +11,12 @@ from ppvae.budget import (
     MIN_BATCH,
     SMALL_TABLE_PATIENCE,
     batch_size_for,
+    ex_post_prior_for,
     patience_for,
+    training_prior,
 )
 from ppvae.params import ParameterError, check_params
+from ppvae.priors.aggregate import AggregatePrior
 
 
 @pytest.mark.parametrize(
@@ -60,3 +63,36 @@ def test_an_explicit_batch_size_wins_on_a_small_table():
     auto = ppvae.TabularVAE(**small).fit(df)
     # 180 training rows: 2 steps of the given 100 rows, 6 steps of the automatic 32
     assert len(given.step_history_) == 2 and len(auto.step_history_) == 6
+
+
+def test_auto_prior_samples_a_small_table_through_its_aggregate_posterior():
+    assert ex_post_prior_for(4_999, "auto") == {"name": "aggregate", "components": 3}
+    assert ex_post_prior_for(5_000, "auto") is None
+    assert ex_post_prior_for(400, "standard_normal") is None
+    assert training_prior("auto") == "standard_normal" and training_prior("vamp") == "vamp"
+
+
+def table(rows: int) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=rows)
+    return pd.DataFrame({"a": a, "b": a + rng.normal(size=rows), "c": rng.choice(["x", "y"], rows)})
+
+
+def test_auto_fits_a_small_table_with_the_aggregate_prior_and_keeps_it_when_saved(tmp_path):
+    small = dict(hidden=(8,), latent_dim=2, epochs=2, verbose=False)
+    vae = ppvae.TabularVAE(**small).fit(table(300))
+    assert isinstance(vae.model_.prior, AggregatePrior) and vae.model_.prior.components == 3
+    assert bool(vae.model_.prior.fitted) and vae.get_params()["prior"] == "auto"
+    loaded = ppvae.load(vae.save(tmp_path / "model"))
+    pd.testing.assert_frame_equal(loaded.sample(50, seed=1), vae.sample(50, seed=1))
+    given = ppvae.TabularVAE(**small, prior="standard_normal").fit(table(300))
+    assert given.model_.prior.config()["name"] == "standard_normal"
+
+
+def test_auto_trains_a_table_of_5000_rows_exactly_as_the_fixed_budget():
+    df, small = table(5_600), dict(hidden=(8,), latent_dim=2, epochs=1, verbose=False)
+    auto = ppvae.TabularVAE(**small).fit(df)  # 5,040 training rows after the 10 % split
+    fixed = ppvae.TabularVAE(**small, batch_size=500, patience=20, prior="standard_normal")
+    fixed.fit(df)
+    pd.testing.assert_frame_equal(auto.step_history_, fixed.step_history_)
+    pd.testing.assert_frame_equal(auto.sample(100, seed=0), fixed.sample(100, seed=0))
