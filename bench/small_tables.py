@@ -288,7 +288,7 @@ def main() -> None:
             continue
         row = run_case(table, rows, ids, seed, done)
         print(row, flush=True)
-        done = pd.concat([done, pd.DataFrame([row])], ignore_index=True)
+        done = pd.concat([d for d in (done, pd.DataFrame([row])) if len(d)], ignore_index=True)
         new = not CSV.is_file()
         pd.DataFrame([row]).reindex(columns=COLUMNS).to_csv(CSV, mode="a", header=new, index=False)
         write_markdown(done)

@@ -22,7 +22,13 @@ import pandas as pd
 import torch
 
 from ppvae import persistence
-from ppvae.budget import batch_size_for, ex_post_prior_for, patience_for, training_prior
+from ppvae.budget import (
+    batch_size_for,
+    ex_post_prior_for,
+    objective_for,
+    patience_for,
+    training_prior,
+)
 from ppvae.checkpoint import Checkpointing, checkpointing
 from ppvae.data import TableTransformer
 from ppvae.data.layout import TensorTable
@@ -51,7 +57,8 @@ class TabularVAE:
     prior: a registered prior name, ``{"name": ..., **options}`` or a ``ppvae.priors.Prior``;
         ``"auto"``: standard normal, sampled through a fitted aggregate posterior on a table
         under 5,000 rows (``ppvae.budget``).
-    objective: a registered objective name, dict or ``ppvae.objectives.Objective``.
+    objective: a registered objective name, dict or ``ppvae.objectives.Objective``;
+        ``"auto"``: the ELBO, or beta = 0.5 on a table under 5,000 rows (``ppvae.budget``).
     likelihood: family of the continuous slots (``normal``, ``laplace``, ``student_t``).
     model: a registered model name or dict (``tabular`` is the default VAE; register your
         own model/guide pair with ``@ppvae.models.register``).
@@ -73,7 +80,7 @@ class TabularVAE:
         latent_dim: int = 16,
         hidden: Sequence[int] = (256, 256),
         prior: str | Mapping[str, Any] | Prior = "auto",
-        objective: str | Mapping[str, Any] | Any = "elbo",
+        objective: str | Mapping[str, Any] | Any = "auto",
         likelihood: str = "normal",
         model: str | Mapping[str, Any] = "tabular",
         continuous: str = "quantile",
@@ -195,7 +202,7 @@ class TabularVAE:
             train_data = full[train_idx].to(device)
             val_data = full[val_idx].to(device) if n_val else None
             module = self._build_module(layout).to(device)
-            objective = objectives.build(self.objective)
+            objective = objectives.build(objective_for(len(train_data), self.objective))
             generator = torch.Generator().manual_seed(int(torch.randint(0, 2**31 - 1, ())))
             if hasattr(module.prior, "init_from"):
                 module.prior.init_from(train_data.features)

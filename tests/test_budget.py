@@ -12,6 +12,7 @@ from ppvae.budget import (
     SMALL_TABLE_PATIENCE,
     batch_size_for,
     ex_post_prior_for,
+    objective_for,
     patience_for,
     training_prior,
 )
@@ -72,6 +73,11 @@ def test_auto_prior_samples_a_small_table_through_its_aggregate_posterior():
     assert training_prior("auto") == "standard_normal" and training_prior("vamp") == "vamp"
 
 
+def test_auto_objective_weights_the_kl_by_half_below_5000_rows():
+    assert objective_for(4_999) == {"name": "beta", "beta": 0.5}
+    assert objective_for(5_000) == "elbo" and objective_for(400, "free_bits") == "free_bits"
+
+
 def table(rows: int) -> pd.DataFrame:
     rng = np.random.default_rng(0)
     a = rng.normal(size=rows)
@@ -83,6 +89,8 @@ def test_auto_fits_a_small_table_with_the_aggregate_prior_and_keeps_it_when_save
     vae = ppvae.TabularVAE(**small).fit(table(300))
     assert isinstance(vae.model_.prior, AggregatePrior) and vae.model_.prior.components == 3
     assert bool(vae.model_.prior.fitted) and vae.get_params()["prior"] == "auto"
+    assert vae.objective_.config() == {"name": "beta", "beta": 0.5}
+    assert vae.get_params()["objective"] == "auto"
     loaded = ppvae.load(vae.save(tmp_path / "model"))
     pd.testing.assert_frame_equal(loaded.sample(50, seed=1), vae.sample(50, seed=1))
     given = ppvae.TabularVAE(**small, prior="standard_normal").fit(table(300))
@@ -92,7 +100,9 @@ def test_auto_fits_a_small_table_with_the_aggregate_prior_and_keeps_it_when_save
 def test_auto_trains_a_table_of_5000_rows_exactly_as_the_fixed_budget():
     df, small = table(5_600), dict(hidden=(8,), latent_dim=2, epochs=1, verbose=False)
     auto = ppvae.TabularVAE(**small).fit(df)  # 5,040 training rows after the 10 % split
-    fixed = ppvae.TabularVAE(**small, batch_size=500, patience=20, prior="standard_normal")
+    fixed = ppvae.TabularVAE(
+        **small, batch_size=500, patience=20, prior="standard_normal", objective="elbo"
+    )
     fixed.fit(df)
     pd.testing.assert_frame_equal(auto.step_history_, fixed.step_history_)
     pd.testing.assert_frame_equal(auto.sample(100, seed=0), fixed.sample(100, seed=0))
