@@ -118,7 +118,7 @@ def tvae_scores(table: str, rows: int, done: pd.DataFrame) -> dict[str, float]:
     """TVAE on the case's rows without ID columns (shared by the with/without-ID cases and
     the seeds; read from ``done`` or ``--tvae-from`` when there)."""
     key = (table, rows)
-    done = pd.concat([done, TVAE_FROM]) if len(TVAE_FROM) else done
+    done = pd.concat([d for d in (done, TVAE_FROM) if len(d)]) if len(TVAE_FROM) else done
     prior = done[(done.table == table) & (done.rows == rows)] if len(done) else done
     if key not in _TVAE_CACHE and len(prior):
         row = prior.iloc[0]

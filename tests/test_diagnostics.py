@@ -24,7 +24,14 @@ from ppvae.diagnostics.ppc import (
     total_variation,
 )
 
-SMALL = dict(batch_size=200, hidden=(64,), latent_dim=4, verbose=False, missing_values=["?"])
+SMALL = dict(
+    batch_size=200,
+    hidden=(64,),
+    latent_dim=4,
+    verbose=False,
+    missing_values=["?"],
+    prior="standard_normal",
+)
 
 
 @pytest.fixture(scope="module")
