@@ -46,6 +46,7 @@ MIN_STEPS = 10
 MIN_BATCH = 32
 SMALL_TABLE_PATIENCE = 50
 SMALL_TABLE_COMPONENTS = 3
+AGGREGATE_MIN_ROWS = 100  # fewer codes than this: too few to fit the mixture, keep N(0, I)
 SMALL_TABLE_BETA = 0.5
 TRAINING_PRIOR = "standard_normal"
 
@@ -98,14 +99,15 @@ def training_prior(prior: Any) -> Any:
 
 def ex_post_prior_for(n_rows: int, prior: Any) -> dict[str, Any] | None:
     """The prior spec a fit on ``n_rows`` training rows swaps in after training (fitted to
-    q(z) of those rows), or ``None`` to keep the trained one.
+    q(z) of those rows), or ``None`` to keep the trained one (also below
+    ``AGGREGATE_MIN_ROWS`` rows, too few codes to fit a mixture to).
 
     >>> ex_post_prior_for(400, "auto"), ex_post_prior_for(100_000, "auto")
     ({'name': 'aggregate', 'components': 3}, None)
-    >>> ex_post_prior_for(400, "standard_normal") is None
-    True
+    >>> ex_post_prior_for(400, "standard_normal") is None, ex_post_prior_for(99, "auto") is None
+    (True, True)
     """
-    if not _is_auto(prior) or not is_small(n_rows):
+    if not _is_auto(prior) or not AGGREGATE_MIN_ROWS <= n_rows < MIN_STEPS * DEFAULT_BATCH:
         return None
     return {"name": "aggregate", "components": SMALL_TABLE_COMPONENTS}
 

@@ -70,6 +70,7 @@ def test_auto_prior_samples_a_small_table_through_its_aggregate_posterior():
     assert ex_post_prior_for(4_999, "auto") == {"name": "aggregate", "components": 3}
     assert ex_post_prior_for(5_000, "auto") is None
     assert ex_post_prior_for(400, "standard_normal") is None
+    assert ex_post_prior_for(99, "auto") is None and ex_post_prior_for(100, "auto") is not None
     assert training_prior("auto") == "standard_normal" and training_prior("vamp") == "vamp"
 
 
