@@ -8,16 +8,23 @@ easier table for it) and scored on the held-out rows, the ID columns left out of
 
 - ``active_units``: of the default model (``vae.health_``), and whether its health check passed;
 - ``ml_efficacy``: gradient boosting trained on synthetic rows, scored on real held-out rows
-  (ROC AUC / R^2), next to ``ml_efficacy_real`` (trained on the real training rows);
+  (ROC AUC / R^2), the mean over ``DRAWS`` synthetic draws of as many rows as the training
+  split (seeds 0, 1, ...; their standard deviation is ``ml_efficacy_sd``: one draw of 400 rows
+  varies by about 0.04), next to ``ml_efficacy_real`` (trained on the real training rows, the
+  same classifier and test rows);
 - ``column_pair_trends`` / ``column_shapes`` (sdmetrics) against the training rows;
 - for the ID columns: generated values unique, in the input's format (every value's shape
   is a training shape, ``ppvae.data.identifiers.shape_of``), none equal to a training value.
 
 Cases are appended to ``bench/results/small_tables.csv`` as they finish and skipped when
 already there, so an interrupted run resumes; ``small_tables.md`` is rewritten each time.
+``--seeds`` refits the default model with other seeds (the spread across training seeds is
+reported next to the checks, which use seed 0); ``--tvae-from`` reuses the TVAE scores of an
+earlier CSV instead of refitting TVAE (one fit and one draw per table and size).
 
     nice -n 10 python bench/small_tables.py                      # every case
     nice -n 10 python bench/small_tables.py --tables adult --rows 500
+    nice -n 10 python bench/small_tables.py --rows 500 --ids no --seeds 1 2   # seed spread
 """
 
 from __future__ import annotations
@@ -36,7 +43,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from metrics import ml_efficacy, quality  # noqa: E402
-from run import DATASETS, SHARED, CTGANAdapter  # noqa: E402
+from run import CTGANAdapter  # noqa: E402
+from tables import DATASETS, SHARED  # noqa: E402
 
 import ppvae  # noqa: E402
 from ppvae.data.identifiers import shape_of  # noqa: E402
@@ -46,10 +54,11 @@ CSV, MD = RESULTS / "small_tables.csv", RESULTS / "small_tables.md"
 TABLES = ("adult", "default", "diamonds", "shoppers")
 ROWS = (500, 1000, 2000)
 IDS = ("name", "row_id")
-KEY = ["table", "rows", "ids"]
+KEY = ["table", "rows", "ids", "seed"]
+DRAWS = 5
 COLUMNS = [
     *KEY, "active_units", "health_ok", "id_warnings", "epochs", "fit_s", "ml_efficacy",
-    "column_shapes", "column_pair_trends", "ml_efficacy_real", "ids_unique", "ids_in_format",
+    "ml_efficacy_sd", "column_shapes", "column_pair_trends", "ml_efficacy_real", "ids_unique", "ids_in_format",
     "ids_fresh", "tvae_ml_efficacy", "tvae_column_pair_trends", "measured",
 ]  # fmt: skip
 FIRST = ["Ada", "Bram", "Chen", "Dalia", "Emeka", "Freya", "Goran", "Hiro", "Ines", "Jonas"]
@@ -106,8 +115,10 @@ _TVAE_CACHE: dict[tuple[str, int], dict[str, float]] = {}
 
 
 def tvae_scores(table: str, rows: int, done: pd.DataFrame) -> dict[str, float]:
-    """TVAE on the case's rows without ID columns (shared by the with/without-ID cases)."""
+    """TVAE on the case's rows without ID columns (shared by the with/without-ID cases and
+    the seeds; read from ``done`` or ``--tvae-from`` when there)."""
     key = (table, rows)
+    done = pd.concat([d for d in (done, TVAE_FROM) if len(d)]) if len(TVAE_FROM) else done
     prior = done[(done.table == table) & (done.rows == rows)] if len(done) else done
     if key not in _TVAE_CACHE and len(prior):
         row = prior.iloc[0]
@@ -125,28 +136,34 @@ def tvae_scores(table: str, rows: int, done: pd.DataFrame) -> dict[str, float]:
 
 
 QUICK: dict = {}  # --quick: two epochs for both models (a smoke test of the script)
+TVAE_FROM = pd.DataFrame()  # --tvae-from: an earlier small_tables.csv
 
 
-def run_case(table: str, rows: int, ids: bool, done: pd.DataFrame) -> dict:
+def run_case(table: str, rows: int, ids: bool, seed: int, done: pd.DataFrame) -> dict:
     ds = DATASETS[table]
     train, test = case_rows(table, rows, ids)
     start = time.time()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        vae = ppvae.TabularVAE.from_spec("default", verbose=False, **QUICK).fit(train)
+        vae = ppvae.TabularVAE.from_spec("default", verbose=False, seed=seed, **QUICK).fit(train)
     fit_s = time.time() - start
-    synth = vae.sample(len(train), seed=0)
     modelled = [c for c in train.columns if c not in IDS]
+    draws = [vae.sample(len(train), seed=s) for s in range(DRAWS)]
+    efficacy = [ml_efficacy(d[modelled], test[modelled], ds.target, ds.task) for d in draws]
+    synth = draws[0]
     row = {
         "table": table,
         "rows": rows,
         "ids": ids,
+        "seed": seed,
         "active_units": vae.health_.active_units,
         "health_ok": vae.health_.ok,
         "id_warnings": sum("looks like an identifier" in str(w.message) for w in caught),
         "epochs": len(vae.history_),
         "fit_s": round(fit_s, 1),
-        **scores(train[modelled], test[modelled], synth, ds.target, ds.task),
+        **quality(train[modelled], synth[modelled]),
+        "ml_efficacy": float(np.mean(efficacy)),
+        "ml_efficacy_sd": float(np.std(efficacy)),
         "ml_efficacy_real": ml_efficacy(train[modelled], test[modelled], ds.target, ds.task),
     }
     if ids:
@@ -156,14 +173,39 @@ def run_case(table: str, rows: int, ids: bool, done: pd.DataFrame) -> dict:
     return row
 
 
+def seed_spread(results: pd.DataFrame) -> list[str]:
+    """Markdown lines: per table and size fitted with several seeds (no ID columns), the
+    efficacy gap's mean and range across training seeds."""
+    r = results[~results.ids.astype(bool)].copy()
+    r["gap"] = r["ml_efficacy_real"] - r["ml_efficacy"]
+    spread = r.groupby(["table", "rows"]).gap.agg(["count", "mean", "min", "max", "std"])
+    spread = spread[spread["count"] > 1]
+    if not len(spread):
+        return []
+    lines = [
+        "Seed spread: the efficacy gap (train-on-real minus train-on-synthetic) of the default "
+        "model fitted with training seeds 0, 1, ... on the same rows (no ID columns):",
+        "",
+        "| table | rows | seeds | mean gap | min | max | sd |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for (table, rows), g in spread.iterrows():
+        lines.append(
+            f"| {table} | {rows} | {int(g['count'])} | {g['mean']:.3f} | {g['min']:.3f} | "
+            f"{g['max']:.3f} | {g['std']:.3f} |"
+        )
+    return [*lines, ""]
+
+
 def write_markdown(results: pd.DataFrame) -> None:
-    r = results.sort_values(KEY).copy()
+    spread = seed_spread(results)
+    r = results[results.seed == 0].sort_values(KEY).copy()
     r["efficacy_gap"] = r["ml_efficacy_real"] - r["ml_efficacy"]
     r["vs_tvae_efficacy"] = r["ml_efficacy"] - r["tvae_ml_efficacy"]
     r["vs_tvae_trends"] = r["column_pair_trends"] - r["tvae_column_pair_trends"]
     cols = [
         "table", "rows", "ids", "active_units", "health_ok", "epochs", "ml_efficacy",
-        "ml_efficacy_real", "efficacy_gap", "tvae_ml_efficacy", "column_pair_trends",
+        "ml_efficacy_sd", "ml_efficacy_real", "efficacy_gap", "tvae_ml_efficacy", "column_pair_trends",
         "tvae_column_pair_trends", "column_shapes", "ids_unique", "ids_in_format", "ids_fresh",
     ]  # fmt: skip
     cols = [c for c in cols if c in r.columns]
@@ -196,7 +238,8 @@ def write_markdown(results: pd.DataFrame) -> None:
         "(resumable; each case is one row of small_tables.csv). ppvae: the default spec; TVAE "
         "(ctgan) at its defaults on the same training rows without the ID columns. Scores leave "
         "the ID columns out; ML efficacy is ROC AUC (adult, default, shoppers) or R^2 "
-        "(diamonds) on the real held-out 20 %.",
+        f"(diamonds) on the real held-out 20 %, for ppvae the mean (and sd) over {DRAWS} "
+        "synthetic draws, for TVAE one draw. Checks and the table: training seed 0.",
         "",
         f"{n} of {len(TABLES) * len(ROWS) * 2} cases measured. Checks (cases passing):",
         "",
@@ -204,6 +247,7 @@ def write_markdown(results: pd.DataFrame) -> None:
         "",
         *table,
         "",
+        *spread,
     ]
     tmp = MD.with_suffix(".md.tmp")
     tmp.write_text("\n".join(text))
@@ -215,30 +259,39 @@ def main() -> None:
     p.add_argument("--tables", nargs="+", default=list(TABLES), choices=TABLES)
     p.add_argument("--rows", nargs="+", type=int, default=list(ROWS))
     p.add_argument("--ids", nargs="+", default=["no", "yes"], choices=["no", "yes"])
+    p.add_argument("--seeds", nargs="+", type=int, default=[0], help="training seeds")
+    p.add_argument("--tvae-from", type=Path, help="reuse the TVAE scores of this CSV")
     p.add_argument("--quick", action="store_true", help="2 epochs each, results in --out")
     p.add_argument("--out", type=Path, default=RESULTS, help="folder of the CSV and Markdown")
     args = p.parse_args()
-    global CSV, MD
+    global CSV, MD, TVAE_FROM
     CSV, MD = args.out / CSV.name, args.out / MD.name
     if args.quick:
         QUICK["epochs"] = 2
+    if args.tvae_from:
+        TVAE_FROM = pd.read_csv(args.tvae_from)
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
     done = pd.read_csv(CSV) if CSV.is_file() else pd.DataFrame(columns=COLUMNS)
-    for rows in args.rows:
-        for table in args.tables:
-            for ids in (flag == "yes" for flag in args.ids):
-                have = done[(done.table == table) & (done.rows == rows) & (done.ids == ids)]
-                if len(have):
-                    continue
-                row = run_case(table, rows, ids, done)
-                print(row, flush=True)
-                done = pd.concat([done, pd.DataFrame([row])], ignore_index=True)
-                new = not CSV.is_file()
-                pd.DataFrame([row]).reindex(columns=COLUMNS).to_csv(
-                    CSV, mode="a", header=new, index=False
-                )
-                write_markdown(done)
+    cases = [
+        (rows, table, flag == "yes", seed)
+        for seed in args.seeds
+        for rows in args.rows
+        for table in args.tables
+        for flag in args.ids
+    ]
+    for rows, table, ids, seed in cases:
+        have = done[
+            (done.table == table) & (done.rows == rows) & (done.ids == ids) & (done.seed == seed)
+        ]
+        if len(have):
+            continue
+        row = run_case(table, rows, ids, seed, done)
+        print(row, flush=True)
+        done = pd.concat([d for d in (done, pd.DataFrame([row])) if len(d)], ignore_index=True)
+        new = not CSV.is_file()
+        pd.DataFrame([row]).reindex(columns=COLUMNS).to_csv(CSV, mode="a", header=new, index=False)
+        write_markdown(done)
 
 
 if __name__ == "__main__":

@@ -129,8 +129,18 @@ def _lr(name: str, value: Any) -> None:
         raise _fail(name, value, "a positive learning rate below 10, e.g. lr=1e-3")
 
 
-def _patience(name: str, value: Any) -> None:
-    _positive(name, value, none=True)
+def _auto(check: Callable[..., None], example: str, **options: Any) -> Callable[[str, Any], None]:
+    """``check``, also accepting ``"auto"`` (``ppvae.budget`` adapts the value to the table)."""
+
+    def checked(name: str, value: Any) -> None:
+        if isinstance(value, str) and value == "auto":
+            return
+        try:
+            check(name, value, **options)
+        except ParameterError:
+            raise _fail(name, value, f'"auto" (adapted to the table) or {example}') from None
+
+    return checked
 
 
 def _val_fraction(name: str, value: Any) -> None:
@@ -178,9 +188,11 @@ CHECKS: dict[str, Callable[[str, Any], None]] = {
     "kinds": _kinds,
     "missing_values": _missing_values,
     "epochs": _epochs,
-    "batch_size": _positive,
+    "batch_size": _auto(_positive, "a positive integer, e.g. batch_size=500"),
     "lr": _lr,
-    "patience": _patience,
+    "patience": _auto(
+        _positive, "a positive integer or None (null in YAML), e.g. patience=20", none=True
+    ),
     "val_fraction": _val_fraction,
     "seed": _seed,
     "device": _device,

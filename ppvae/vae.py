@@ -22,7 +22,13 @@ import pandas as pd
 import torch
 
 from ppvae import persistence
-from ppvae.budget import batch_size_for, patience_for
+from ppvae.budget import (
+    batch_size_for,
+    ex_post_prior_for,
+    objective_for,
+    patience_for,
+    training_prior,
+)
 from ppvae.checkpoint import Checkpointing, checkpointing
 from ppvae.data import TableTransformer
 from ppvae.data.layout import TensorTable
@@ -49,8 +55,11 @@ class TabularVAE:
     ----------
     latent_dim: size of the latent code z.
     hidden: widths of the encoder's and decoder's hidden layers.
-    prior: a registered prior name, ``{"name": ..., **options}`` or a ``ppvae.priors.Prior``.
-    objective: a registered objective name, dict or ``ppvae.objectives.Objective``.
+    prior: a registered prior name, ``{"name": ..., **options}`` or a ``ppvae.priors.Prior``;
+        ``"auto"``: standard normal, sampled through a fitted aggregate posterior on a table
+        under 5,000 rows (``ppvae.budget``).
+    objective: a registered objective name, dict or ``ppvae.objectives.Objective``;
+        ``"auto"``: the ELBO, or beta = 0.5 on a table under 5,000 rows (``ppvae.budget``).
     likelihood: family of the continuous slots (``normal``, ``laplace``, ``student_t``).
     model: a registered model name or dict (``tabular`` is the default VAE; register your
         own model/guide pair with ``@ppvae.models.register``).
@@ -59,9 +68,10 @@ class TabularVAE:
     continuous: ``quantile`` (default) or ``mode_specific`` encoding of numeric columns.
     kinds: override inferred column kinds, e.g. ``{"zip": "categorical"}``.
     missing_values: extra markers read as missing, e.g. ``["?"]``.
-    epochs, batch_size, lr: SVI budget, minibatch size and Adam's learning rate; a table of
-        fewer than 10 batches trains on smaller ones with patience >= 50 (``ppvae.budget``).
-    patience: stop after this many epochs without a better validation ELBO (None: never).
+    epochs, batch_size, lr: SVI budget, minibatch size and Adam's learning rate;
+        ``batch_size="auto"``: 500 rows, or a tenth of a table under 5,000 rows (``ppvae.budget``).
+    patience: stop after this many epochs without a better validation ELBO (None: never);
+        ``"auto"``: 20, or 50 on a table under 5,000 rows (``ppvae.budget``).
     val_fraction: share of rows held out for the validation ELBO.
     seed: seeds the split, initialisation and training (same seed -> same samples).
     device: ``"cpu"``, ``"cuda"`` or a torch device.
@@ -72,8 +82,8 @@ class TabularVAE:
         self,
         latent_dim: int = 16,
         hidden: Sequence[int] = (256, 256),
-        prior: str | Mapping[str, Any] | Prior = "standard_normal",
-        objective: str | Mapping[str, Any] | Any = "elbo",
+        prior: str | Mapping[str, Any] | Prior = "auto",
+        objective: str | Mapping[str, Any] | Any = "auto",
         likelihood: str = "normal",
         model: str | Mapping[str, Any] = "tabular",
         init: str | Mapping[str, Any] | Initialization = "random",
@@ -81,9 +91,9 @@ class TabularVAE:
         kinds: Mapping[str, str] | None = None,
         missing_values: Sequence[Any] | None = None,
         epochs: int = 300,
-        batch_size: int = 500,
+        batch_size: int | str = "auto",
         lr: float = 1e-3,
-        patience: int | None = 20,
+        patience: int | str | None = "auto",
         val_fraction: float = 0.1,
         seed: int | None = 0,
         device: str | torch.device = "cpu",
@@ -146,6 +156,7 @@ class TabularVAE:
         spec = self.model if isinstance(self.model, Mapping) else {"name": self.model}
         # a Prior instance is a template: each fit trains its own copy (as sklearn clones)
         prior = copy.deepcopy(self.prior) if isinstance(self.prior, Prior) else self.prior
+        prior = training_prior(prior)  # "auto": standard normal, see ppvae.budget
         return models.build(
             spec,
             layout=layout,
@@ -196,11 +207,11 @@ class TabularVAE:
             train_data = full[train_idx].to(device)
             val_data = full[val_idx].to(device) if n_val else None
             module = self._build_module(layout).to(device)
-            objective = objectives.build(self.objective)
+            objective = objectives.build(objective_for(len(train_data), self.objective))
             generator = torch.Generator().manual_seed(int(torch.randint(0, 2**31 - 1, ())))
             if hasattr(module.prior, "init_from"):
                 module.prior.init_from(train_data.features)
-            batch_size = batch_size_for(len(train_data), int(self.batch_size))
+            batch_size = batch_size_for(len(train_data), self.batch_size)
             initializations.build(self.init)(
                 module, train_data, batch_size=batch_size, lr=float(self.lr), generator=generator
             )
@@ -212,11 +223,16 @@ class TabularVAE:
                 epochs=int(self.epochs),
                 batch_size=batch_size,
                 lr=float(self.lr),
-                patience=patience_for(len(train_data), int(self.batch_size), self.patience),
+                patience=patience_for(len(train_data), self.patience),
                 generator=generator,
                 verbose=self.verbose,
                 checkpoint=checkpoint,
             )
+            small_table_prior = ex_post_prior_for(len(train_data), self.prior)
+            if small_table_prior is not None:  # prior="auto" on a small table (ppvae.budget)
+                module.prior = priors.build(small_table_prior, latent_dim=self.latent_dim)
+                module.prior.bind(module)
+                module.prior.to(device)
             if hasattr(module.prior, "fit"):  # an ex-post prior: fit it to q(z) of the rows
                 with torch.no_grad():
                     module.prior.fit(module.posterior(train_data)[1])

@@ -25,8 +25,8 @@ from ppvae.training import (
 )
 from ppvae.vae import TabularVAE
 
-# 120 rows: 12 held out, 108 trained in 3 minibatches of 40 per epoch
-STEPS_PER_EPOCH = 4  # 108 training rows in batches of 32 (the small-table rule, ppvae.budget)
+# 120 rows: 12 held out, 108 trained in 4 minibatches of 32 per epoch
+STEPS_PER_EPOCH = 4  # 108 training rows in batches of 32
 
 
 def small_table(n: int = 120) -> pd.DataFrame:
@@ -41,7 +41,7 @@ def small_table(n: int = 120) -> pd.DataFrame:
 
 
 def options(**changes) -> dict:
-    base = dict(latent_dim=2, hidden=(8,), epochs=4, batch_size=40, patience=None)
+    base = dict(latent_dim=2, hidden=(8,), epochs=4, batch_size=32, patience=None)
     return {**base, "verbose": False, **changes}
 
 

@@ -155,7 +155,7 @@ def test_weights_file_holds_tensors_only(fitted, tmp_path):
 def test_from_spec_shipped_and_dict(adult_small):
     vae = ppvae.TabularVAE.from_spec("default", epochs=1, verbose=False)
     assert vae.latent_dim == 16 and vae.epochs == 1
-    assert ppvae.TabularVAE.from_spec("models/default.yaml").prior == "standard_normal"
+    assert ppvae.TabularVAE.from_spec("models/default.yaml").prior == "auto"
     with pytest.raises(ValueError, match="did you mean 'latent_dim'"):
         ppvae.TabularVAE.from_spec({"latent_dims": 3})
 

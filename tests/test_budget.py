@@ -1,0 +1,109 @@
+"""The training budget ``"auto"`` picks by table size, and a number given wins (issue 18)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import ppvae
+from ppvae.budget import (
+    DEFAULT_BATCH,
+    DEFAULT_PATIENCE,
+    MIN_BATCH,
+    SMALL_TABLE_PATIENCE,
+    batch_size_for,
+    ex_post_prior_for,
+    objective_for,
+    patience_for,
+    training_prior,
+)
+from ppvae.params import ParameterError, check_params
+from ppvae.priors.aggregate import AggregatePrior
+
+
+@pytest.mark.parametrize(
+    ("rows", "batch"),
+    [(100, 32), (320, 32), (321, 33), (400, 40), (1_600, 160), (4_999, 500), (5_000, 500)],
+)
+def test_auto_batch_is_a_tenth_of_a_small_table_and_500_from_5000_rows(rows, batch):
+    assert batch_size_for(rows) == batch_size_for(rows, "auto") == batch
+    assert (MIN_BATCH, DEFAULT_BATCH) == (32, 500)
+
+
+@pytest.mark.parametrize(("rows", "patience"), [(400, 50), (4_999, 50), (5_000, 20)])
+def test_auto_patience_is_50_below_5000_rows(rows, patience):
+    assert patience_for(rows) == patience
+    assert (SMALL_TABLE_PATIENCE, DEFAULT_PATIENCE) == (50, 20)
+
+
+def test_a_number_given_is_used_as_given():
+    assert batch_size_for(400, 500) == 500 and batch_size_for(100_000, 64) == 64
+    assert patience_for(400, 20) == 20 and patience_for(400, None) is None
+
+
+def test_auto_is_the_default_and_get_params_returns_what_was_passed():
+    assert ppvae.TabularVAE().get_params()["batch_size"] == "auto"
+    assert ppvae.TabularVAE.from_spec("default").get_params()["patience"] == "auto"
+    params = ppvae.TabularVAE(batch_size=500, patience=20).get_params()
+    assert (params["batch_size"], params["patience"]) == (500, 20)
+
+
+def test_auto_is_validated_with_the_numbers():
+    check_params({"batch_size": "auto", "patience": "auto"})
+    check_params({"patience": None})
+    with pytest.raises(ParameterError, match=r'batch_size must be "auto".*got .?automatic'):
+        check_params({"batch_size": "automatic"})
+    with pytest.raises(ParameterError, match="patience must be"):
+        check_params({"patience": 0})
+
+
+def test_an_explicit_batch_size_wins_on_a_small_table():
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"a": rng.normal(size=200), "b": rng.choice(["x", "y"], 200)})
+    small = dict(hidden=(8,), latent_dim=2, epochs=1, verbose=False)
+    given = ppvae.TabularVAE(**small, batch_size=100, patience=7).fit(df)
+    auto = ppvae.TabularVAE(**small).fit(df)
+    # 180 training rows: 2 steps of the given 100 rows, 6 steps of the automatic 32
+    assert len(given.step_history_) == 2 and len(auto.step_history_) == 6
+
+
+def test_auto_prior_samples_a_small_table_through_its_aggregate_posterior():
+    assert ex_post_prior_for(4_999, "auto") == {"name": "aggregate", "components": 3}
+    assert ex_post_prior_for(5_000, "auto") is None
+    assert ex_post_prior_for(400, "standard_normal") is None
+    assert ex_post_prior_for(99, "auto") is None and ex_post_prior_for(100, "auto") is not None
+    assert training_prior("auto") == "standard_normal" and training_prior("vamp") == "vamp"
+
+
+def test_auto_objective_weights_the_kl_by_half_below_5000_rows():
+    assert objective_for(4_999) == {"name": "beta", "beta": 0.5}
+    assert objective_for(5_000) == "elbo" and objective_for(400, "free_bits") == "free_bits"
+
+
+def table(rows: int) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=rows)
+    return pd.DataFrame({"a": a, "b": a + rng.normal(size=rows), "c": rng.choice(["x", "y"], rows)})
+
+
+def test_auto_fits_a_small_table_with_the_aggregate_prior_and_keeps_it_when_saved(tmp_path):
+    small = dict(hidden=(8,), latent_dim=2, epochs=2, verbose=False)
+    vae = ppvae.TabularVAE(**small).fit(table(300))
+    assert isinstance(vae.model_.prior, AggregatePrior) and vae.model_.prior.components == 3
+    assert bool(vae.model_.prior.fitted) and vae.get_params()["prior"] == "auto"
+    assert vae.objective_.config() == {"name": "beta", "beta": 0.5}
+    assert vae.get_params()["objective"] == "auto"
+    loaded = ppvae.load(vae.save(tmp_path / "model"))
+    pd.testing.assert_frame_equal(loaded.sample(50, seed=1), vae.sample(50, seed=1))
+    given = ppvae.TabularVAE(**small, prior="standard_normal").fit(table(300))
+    assert given.model_.prior.config()["name"] == "standard_normal"
+
+
+def test_auto_trains_a_table_of_5000_rows_exactly_as_the_fixed_budget():
+    df, small = table(5_600), dict(hidden=(8,), latent_dim=2, epochs=1, verbose=False)
+    auto = ppvae.TabularVAE(**small).fit(df)  # 5,040 training rows after the 10 % split
+    fixed = ppvae.TabularVAE(
+        **small, batch_size=500, patience=20, prior="standard_normal", objective="elbo"
+    )
+    fixed.fit(df)
+    pd.testing.assert_frame_equal(auto.step_history_, fixed.step_history_)
+    pd.testing.assert_frame_equal(auto.sample(100, seed=0), fixed.sample(100, seed=0))
