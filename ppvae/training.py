@@ -250,9 +250,7 @@ class _TrainingState:
         ]
 
 
-def _shuffled(
-    data: TensorTable, batch_size: int, generator: torch.Generator, device: torch.device
-):
+def _shuffled(data: TensorTable, batch_size: int, generator: torch.Generator, device: torch.device):
     """One epoch of minibatches of ``data`` in a random order."""
     order = torch.randperm(len(data), generator=generator).to(device)
     for start in range(0, len(data), batch_size):

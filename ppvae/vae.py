@@ -202,7 +202,7 @@ class TabularVAE:
             val_data = None if val_data is None else val_data.to(device)
             split = Split(train_data.to(device), val_data, len(table), df)
             self._train(transformer, split, checkpoint if ranks.writer else None, ranks.sync)
-        self.health_ = check_health(self, df)
+        self.health_ = check_health(self, df, warn=ranks.writer)
         return self
 
     def _fit_stream(self, data, transformer, checkpoint, ranks, device) -> TabularVAE:
@@ -226,7 +226,7 @@ class TabularVAE:
                 self._train(transformer, split, checkpoint if ranks.writer else None, ranks.sync)
             finally:
                 source.close()
-        self.health_ = check_health(self, split.sample)
+        self.health_ = check_health(self, split.sample, warn=ranks.writer)
         return self
 
     def _train(self, transformer: TableTransformer, split: Split, checkpoint, sync) -> None:

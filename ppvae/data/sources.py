@@ -161,21 +161,23 @@ def _parquet(paths: list[Path]) -> Source:
         if not path.is_file():
             raise DataError(f"no such file: {path}")
         try:
-            meta = pa.parquet.ParquetFile(path)
+            with pa.parquet.ParquetFile(path) as file:
+                schema, meta = file.schema_arrow, file.metadata
         except Exception as exc:  # pyarrow's own errors: not a parquet file, truncated
             raise DataError(f"{path} could not be read as Parquet: {exc}") from None
-        schema = meta.schema_arrow
         if reference is None:
             reference, first = schema, str(path)
         check_schema(reference, schema, first, str(path))
         for group in range(meta.num_row_groups):
-            rows = meta.metadata.row_group(group).num_rows
+            rows = meta.row_group(group).num_rows
             read = partial(_read_row_group, path, group, start, reference.names)
             pieces.append(Piece(read, start, rows, f"{path}#{group}"))
             start += rows
     if start == 0:
         raise DataError(f"{paths[0]} holds no data rows")
-    return Source(pieces, str(paths[0]) if len(paths) == 1 else f"{len(paths)} files", _digest(paths))
+    return Source(
+        pieces, str(paths[0]) if len(paths) == 1 else f"{len(paths)} files", _digest(paths)
+    )
 
 
 def _read_row_group(
@@ -183,14 +185,13 @@ def _read_row_group(
 ) -> Iterator[pd.DataFrame]:
     pa = _pyarrow()
     try:
-        batches = pa.parquet.ParquetFile(path).iter_batches(
-            batch_size=block_rows, row_groups=[group], columns=columns
-        )
-        for batch in batches:
-            frame = batch.to_pandas()
-            frame.index = pd.RangeIndex(start, start + len(frame))
-            start += len(frame)
-            yield frame
+        with pa.parquet.ParquetFile(path) as file:
+            batches = file.iter_batches(batch_size=block_rows, row_groups=[group], columns=columns)
+            for batch in batches:
+                frame = batch.to_pandas()
+                frame.index = pd.RangeIndex(start, start + len(frame))
+                start += len(frame)
+                yield frame
     except (OSError, pa.ArrowException) as exc:
         raise DataError(f"{path} (row group {group}) could not be read: {exc}") from None
 
@@ -221,25 +222,33 @@ def _csv(path: Path, sep: str | None, encoding: str | None, missing: Sequence[An
 
 
 def _read_csv(path: Path, options: dict[str, Any], block_rows: int) -> Iterator[pd.DataFrame]:
+    try:
+        with pd.read_csv(path, chunksize=block_rows, **options) as chunks:
+            yield from _csv_chunks(path, chunks)
+    except DataError:
+        raise
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
+        raise DataError(f"{path} could not be read as a CSV file: {exc}") from None
+
+
+def _csv_chunks(path: Path, chunks: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    """Chunks with parsed dates, indexed by row number."""
     from ppvae.data.reader import parse_dates
 
     start = 0
-    try:
-        for chunk in pd.read_csv(path, chunksize=block_rows, **options):
-            if not isinstance(chunk.index, pd.RangeIndex):
-                raise DataError(
-                    f"{path}: some rows have more fields than the header has names; fix those "
-                    "rows or the header (is --sep right?)"
-                )
-            with warnings.catch_warnings():  # the in-memory reader warns which; once is enough
-                if start:
-                    warnings.simplefilter("ignore", UserWarning)
-                chunk = parse_dates(chunk, str(path))
-            chunk.index = pd.RangeIndex(start, start + len(chunk))
-            start += len(chunk)
-            yield chunk
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
-        raise DataError(f"{path} could not be read as a CSV file: {exc}") from None
+    for chunk in chunks:
+        if not isinstance(chunk.index, pd.RangeIndex):
+            raise DataError(
+                f"{path}: some rows have more fields than the header has names; fix those "
+                "rows or the header (is --sep right?)"
+            )
+        with warnings.catch_warnings():  # the in-memory reader warns which; once is enough
+            if start:
+                warnings.simplefilter("ignore", UserWarning)
+            chunk = parse_dates(chunk, str(path))
+        chunk.index = pd.RangeIndex(start, start + len(chunk))
+        start += len(chunk)
+        yield chunk
 
 
 def _spool(frames: Iterable[Any]) -> Source:
