@@ -17,6 +17,9 @@ in every process on its own shard of the rows (:mod:`ppvae.data.split`) with one
 - epoch and validation losses are averaged over all rows (:meth:`Synchroniser.average`), so
   early stopping and divergence rollbacks decide the same on every rank, and the stop is
   agreed explicitly (:meth:`Synchroniser.agree`);
+- ``batch_size`` stays the number of rows of one optimiser step, over all processes
+  (each takes ``batch_size / world``), so an epoch takes as many steps on the same
+  effective batch as in one process, only faster;
 - only rank 0 writes checkpoints and the model.
 
 Collectives time out after ``PPVAE_DIST_TIMEOUT`` seconds (default 600): a rank that dies

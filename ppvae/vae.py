@@ -242,6 +242,8 @@ class TabularVAE:
             initial = transformer.transform(split.sample).with_features(layout).to(device)
         if hasattr(module.prior, "init_from"):
             module.prior.init_from(initial.features)
+        world = 1 if sync is None else sync.world
+        rows = len(train_data) * world  # batch_size: rows of one step over all processes
         if sync is not None:
             sync.start(module)
         result = train(
@@ -250,9 +252,9 @@ class TabularVAE:
             train_data,
             val_data,
             epochs=int(self.epochs),
-            batch_size=batch_size_for(len(train_data), int(self.batch_size)),
+            batch_size=max(1, batch_size_for(rows, int(self.batch_size)) // world),
             lr=float(self.lr),
-            patience=patience_for(len(train_data), int(self.batch_size), self.patience),
+            patience=patience_for(rows, int(self.batch_size), self.patience),
             generator=generator,
             verbose=self.verbose and (sync is None or sync.rank == 0),
             checkpoint=checkpoint,

@@ -56,9 +56,11 @@ def test_witnesses_keep_extremes_missing_and_every_level():
     frame = pd.DataFrame({"n": [3.0, -7.0, 1.0, np.nan, 9.0], "c": ["a", "a", "b", "a", "z"]})
     seen = Witnesses()
     seen.add(frame, frame)
-    kept = seen.frame(pd.Index([]))
+    kept = seen.frame(frame.iloc[:0], frame.iloc[:0])
     assert {-7.0, 9.0} <= set(kept["n"]) and kept["n"].isna().any()
     assert set(kept["c"]) == {"a", "b", "z"}
+    sample = frame.iloc[[0, 2]]  # has 'a', 'b', no extreme, nothing missing
+    assert list(seen.frame(sample, sample).index) == [1, 3, 4]
 
 
 def test_rare_level_and_extremes_reach_the_transformer_from_a_small_sample(tmp_path):

@@ -11,11 +11,12 @@ describe a table of any length.
   by the Dvoretzky–Kiefer–Wolfowitz inequality the sample CDF is within
   :math:`\sqrt{\ln(2/\delta)/2k}` of the table's (0.0052 for :math:`k = 10^5`,
   :math:`\delta = 1\%`) at every point at once; bench/results/scale.md measures it.
-- :class:`Witnesses`: rows that witness exact facts, kept next to the sample: each column's
+- :class:`Witnesses`: rows that witness exact facts the sample may miss: each column's
   smallest and largest value (so integer offsets and the quantile knots' ends are the
-  table's), its first missing value, and the first row of every level of a column with at
-  most ``max_levels`` distinct values (so no category of the table is unknown to the
-  model). They add at most ``3 * columns + levels`` rows to the fit, a negligible bias.
+  table's), its first missing value, and the first row of every level of a column that
+  may be categorical (so no category of the table is unknown to the model). Only the
+  witnesses of facts the sample lacks join it: two rows per numeric column plus one per
+  level too rare to be sampled, a negligible bias.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ppvae.data.schema import MAX_INT_LEVELS
 from ppvae.data.transforms import MAX_FIT_ROWS
 
 #: Distinct values tracked per column; a categorical column with more is refused when
@@ -105,16 +107,17 @@ class RowReservoir:
 
 class Witnesses:
     """Rows witnessing each column's extremes, first missing value and levels (see the
-    module docstring), over every row added; ``rows`` holds them, ``overflowing`` names the
-    columns with more than ``max_levels`` distinct values."""
+    module docstring), over every row added. A numeric column's levels are tracked only
+    while it has at most ``MAX_INT_LEVELS + 1`` (beyond that it cannot be categorical),
+    other columns' up to ``max_levels``; ``overflowing`` names the columns past that."""
 
     def __init__(self, max_levels: int = MAX_LEVELS):
         self.max_levels = int(max_levels)
-        self.levels: dict[Any, set | None] = {}
+        self.first: dict[Any, dict[Any, Any] | None] = {}  # column -> {level: row}
         self.low: dict[Any, tuple[float, Any]] = {}
         self.high: dict[Any, tuple[float, Any]] = {}
         self.missing: dict[Any, Any] = {}
-        self._rows: dict[Any, pd.DataFrame] = {}
+        self._frames: list[pd.DataFrame] = []
 
     def add(self, block: pd.DataFrame, prepared: pd.DataFrame) -> None:
         """``block``: rows as read, indexed by global row number; ``prepared``: the same
@@ -127,10 +130,13 @@ class Witnesses:
                 self.missing[name] = prepared.index[np.argmax(na)]
                 keep.add(self.missing[name])
             observed = s[~na]
+            first = self.first.setdefault(name, {})
             if not len(observed):
-                self.levels.setdefault(name, set())
                 continue
-            if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
+            numeric = pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(
+                s.dtype
+            )
+            if numeric:
                 values = observed.to_numpy(dtype=float)
                 for store, pick in ((self.low, np.argmin), (self.high, np.argmax)):
                     i = int(pick(values))
@@ -139,31 +145,37 @@ class Witnesses:
                     if best is None or (values[i] < best[0] if lower else values[i] > best[0]):
                         store[name] = (float(values[i]), observed.index[i])
                         keep.add(observed.index[i])
-            known = self.levels.setdefault(name, set())
-            if known is None:
+            if first is None:
                 continue
             try:
-                first = observed[~observed.isin(known)].drop_duplicates()
+                new = observed[~observed.isin(list(first))].drop_duplicates()
             except TypeError:  # unhashable cells: the transformer refuses them with a message
-                self.levels[name] = None
+                self.first[name] = None
                 continue
-            known.update(first.tolist())
-            if len(known) > self.max_levels:
-                self.levels[name] = None
+            first.update(zip(new.tolist(), new.index))
+            if len(first) > (MAX_INT_LEVELS + 1 if numeric else self.max_levels):
+                self.first[name] = None
                 continue
-            keep.update(first.index)
+            keep.update(new.index)
         if keep:
-            rows = block.loc[block.index.isin(list(keep))]
-            self._rows.update({i: rows.loc[[i]] for i in rows.index if i not in self._rows})
+            self._frames.append(block.loc[block.index.isin(list(keep))])
 
     @property
     def overflowing(self) -> list[Any]:
-        return [name for name, levels in self.levels.items() if levels is None]
+        return [name for name, levels in self.first.items() if levels is None]
 
-    def rows(self, exclude: pd.Index) -> list[Any]:
-        """Global numbers of the witness rows not in ``exclude`` (the sample's rows)."""
-        return sorted(i for i in self._rows if i not in exclude)
-
-    def frame(self, exclude: pd.Index) -> pd.DataFrame:
-        """The witness rows not in ``exclude``, as one frame."""
-        return concat_rows(self._rows[i] for i in self.rows(exclude))
+    def frame(self, sample: pd.DataFrame, prepared: pd.DataFrame) -> pd.DataFrame:
+        """The witness rows ``sample`` (``prepared``: as the transforms see it) lacks: the
+        extremes, a missing value where the sample has none, and the levels it misses."""
+        needed = {row for store in (self.low, self.high) for _, row in store.values()}
+        for name, row in self.missing.items():
+            if not prepared[name].isna().any():
+                needed.add(row)
+        for name, levels in self.first.items():
+            if levels:
+                present = set(prepared[name].dropna().tolist())
+                needed.update(row for level, row in levels.items() if level not in present)
+        needed -= set(sample.index)
+        rows = concat_rows(self._frames) if self._frames else sample.iloc[:0]
+        rows = rows[~rows.index.duplicated()]
+        return rows.loc[rows.index.isin(list(needed))].sort_index()

@@ -30,6 +30,7 @@ from ppvae.data.sketch import RowReservoir, Witnesses, concat_rows
 from ppvae.data.sources import BLOCK_ROWS, Source
 from ppvae.data.split import Split, row_fate
 from ppvae.data.transformer import TableTransformer
+from ppvae.data.transforms import MAX_FIT_ROWS
 
 MAX_VAL_ROWS = 50_000
 SHUFFLE_ROWS = 262_144
@@ -55,15 +56,17 @@ def scan(
     val_fraction: float,
     world: int = 1,
     block_rows: int = BLOCK_ROWS,
+    sample_rows: int = MAX_FIT_ROWS,
     verbose: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame, int, np.ndarray]:
     """Fit ``transformer`` in one pass over ``source`` (see the module docstring).
 
     Returns ``(fit_rows, val_rows, n_rows, train_rows)``: the rows the transformer was fitted
     on, up to ``MAX_VAL_ROWS`` validation rows, the table's length, and the number of
-    training rows of each of the ``world`` shards ``[world]``.
+    training rows of each of the ``world`` shards ``[world]``. ``sample_rows``: the size of
+    the row sample the transforms are fitted on.
     """
-    sample = RowReservoir(seed=seed)
+    sample = RowReservoir(sample_rows, seed=seed)
     witnesses = Witnesses()
     held = RowReservoir(MAX_VAL_ROWS, seed=seed + 1)
     counts = np.zeros(world, dtype=np.int64)
@@ -88,7 +91,7 @@ def scan(
     if n_rows == 0:
         raise DataError(f"{source.label} holds no data rows")
     rows = sample.sample
-    fit_rows = concat_rows([rows, witnesses.frame(rows.index)])
+    fit_rows = concat_rows([rows, witnesses.frame(rows, transformer.prepare(rows))])
     transformer.fit(fit_rows)
     many = [
         c.name
