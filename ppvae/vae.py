@@ -127,7 +127,9 @@ class TabularVAE:
     @contextmanager
     def _rng(self, seed: int | None):
         """Seed torch inside the block only, leaving the caller's global RNG state alone."""
-        devices = [self.device_.index or 0] if self.device_.type == "cuda" else []
+        device = self.device_
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        devices = [index] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices, enabled=seed is not None):
             if seed is not None:
                 torch.manual_seed(seed)
