@@ -127,9 +127,9 @@ class TabularVAE:
     @contextmanager
     def _rng(self, seed: int | None):
         """Seed torch inside the block only, leaving the caller's global RNG state alone."""
-        device = self.device_
-        index = device.index if device.index is not None else torch.cuda.current_device()
-        devices = [index] if device.type == "cuda" else []
+        device, devices = self.device_, []
+        if device.type == "cuda":
+            devices = [torch.cuda.current_device() if device.index is None else device.index]
         with torch.random.fork_rng(devices=devices, enabled=seed is not None):
             if seed is not None:
                 torch.manual_seed(seed)
