@@ -113,3 +113,17 @@ def test_a_dying_rank_fails_the_others_without_a_model(tmp_path):
     assert rc1 == 3 and rc0 != 0
     assert "lost contact with another process" in err0
     assert not (tmp_path / "model").exists()
+
+
+def test_memory_shards_are_disjoint_and_equal():
+    from ppvae.data.layout import TensorTable
+    from ppvae.data.split import memory_split
+
+    table = TensorTable(x_cont=torch.arange(103.0)[:, None])
+    shards = []
+    for rank in range(2):
+        torch.manual_seed(0)
+        train, val = memory_split(table, 0.1, rank, 2)
+        shards.append((set(train.x_cont[:, 0].tolist()), set(val.x_cont[:, 0].tolist())))
+    (t0, v0), (t1, v1) = shards
+    assert len(t0) == len(t1) == 46 and not t0 & t1 and not (t0 | t1) & (v0 | v1)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 pytest.importorskip("pyarrow")
 
@@ -162,3 +163,30 @@ def test_cli_fit_streams_parquet(tmp_path, capsys):
     assert main([*args, "--epochs", "1", "--set", "hidden=[16]"]) == 0
     assert "fitted 600 rows x 4 columns" in capsys.readouterr().err
     assert list(ppvae.load(tmp_path / "m").sample(5, seed=0).columns) == ["x", "y", "k", "c"]
+
+
+def test_an_epoch_takes_each_training_row_of_its_shard_once(tmp_path):
+    from ppvae.data.streaming import StreamTable
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"v": rng.normal(size=3000), "c": rng.choice(["a", "b"], 3000)})
+    path = tmp_path / "t.parquet"
+    df.to_parquet(path, row_group_size=400)
+    transformer = TableTransformer()
+    source = open_source(path)
+    _, val_rows, n_rows, counts = scan(source, transformer, seed=0, val_fraction=0.1, world=2)
+    assert n_rows == 3000 and counts.sum() + len(val_rows) == 3000
+    seen = []
+    for rank in range(2):
+        stream = StreamTable(
+            source, transformer, rows=int(counts.min()), seed=0, val_fraction=0.1,
+            rank=rank, world=2, block_rows=256, shuffle_rows=1000,
+        )  # fmt: skip
+        batches = list(stream.batches(64, torch.Generator().manual_seed(0)))
+        steps = -(-int(counts.min()) // 64)  # every rank takes as many steps
+        assert len(batches) == steps
+        values = torch.cat([b.x_cont[:, 0] for b in batches])
+        assert len(values) == min(steps * 64, counts[rank])
+        assert len(values.unique()) == len(values)
+        seen.append(set(values.tolist()))
+    assert not seen[0] & seen[1]
