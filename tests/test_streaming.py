@@ -156,6 +156,20 @@ def test_frames_with_different_columns_are_refused():
         fast().fit(iter([df, df.drop(columns="c")]))
 
 
+def test_only_paths_frames_and_iterators_stream():
+    from ppvae.data.sources import is_stream
+
+    assert is_stream("t.parquet") and is_stream(iter([table(5)])) and is_stream([table(5)])
+    assert not is_stream(table(5)) and not is_stream([[1.0, 2.0], [3.0, 4.0]])
+    assert not is_stream(np.zeros((3, 2))) and not is_stream([])
+
+
+def test_a_frame_arrow_cannot_store_is_refused_with_the_fix():
+    bad = pd.DataFrame({"m": [1, "a", 2.5] * 10, "x": np.arange(30.0)})
+    with pytest.raises(DataError, match=r"frame 0 cannot be streamed .*astype\(str\)"):
+        fast().fit(iter([bad]))
+
+
 def test_cli_fit_streams_parquet(tmp_path, capsys):
     path = tmp_path / "t.parquet"
     table().to_parquet(path)

@@ -75,6 +75,8 @@ def is_stream(data: Any) -> bool:
         return True
     if isinstance(data, pd.DataFrame) or hasattr(data, "__array__") or isinstance(data, dict):
         return False
+    if isinstance(data, (list, tuple)):  # rows of values (array-like) stay in memory
+        return bool(data) and all(isinstance(x, (str, os.PathLike, pd.DataFrame)) for x in data)
     return isinstance(data, Iterable)
 
 
@@ -267,7 +269,13 @@ def _spool(frames: Iterable[Any]) -> Source:
                 )
             if not len(frame):
                 continue
-            table = pa.Table.from_pandas(frame, preserve_index=False)
+            try:
+                table = pa.Table.from_pandas(frame, preserve_index=False)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+                raise DataError(
+                    f"frame {i} cannot be streamed ({exc}); give each column values of one "
+                    "type, e.g. df[column] = df[column].astype(str)"
+                ) from None
             if schema is None or not table.schema.equals(schema):
                 if schema is not None:
                     check_schema(schema, table.schema, "the first frame", f"frame {i}")
