@@ -73,7 +73,9 @@ def is_stream(data: Any) -> bool:
     DataFrames (a DataFrame or array is fitted in memory)."""
     if isinstance(data, (str, os.PathLike)):
         return True
-    if isinstance(data, pd.DataFrame) or hasattr(data, "__array__") or isinstance(data, dict):
+    if isinstance(data, (pd.DataFrame, dict)) or hasattr(data, "__array__"):
+        return False
+    if hasattr(data, "toarray") or hasattr(data, "tocsr"):  # sparse: refused in memory
         return False
     if isinstance(data, (list, tuple)):  # rows of values (array-like) stay in memory
         return bool(data) and all(isinstance(x, (str, os.PathLike, pd.DataFrame)) for x in data)
