@@ -39,12 +39,10 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 
 @dataclass
 class Piece:
-    """Rows ``start .. start + rows`` of the table; ``read(block_rows)`` yields them as
-    frames indexed by global row number."""
+    """Part of the table: ``read(block_rows)`` yields its rows as frames indexed by global
+    row number; ``label`` names it (file and row group)."""
 
     read: Callable[[int], Iterator[pd.DataFrame]]
-    start: int
-    rows: int | None  # None: not known before it is read (a CSV file)
     label: str
 
 
@@ -175,7 +173,7 @@ def _parquet(paths: list[Path]) -> Source:
         for group in range(meta.num_row_groups):
             rows = meta.row_group(group).num_rows
             read = partial(_read_row_group, path, group, start, reference.names)
-            pieces.append(Piece(read, start, rows, f"{path}#{group}"))
+            pieces.append(Piece(read, f"{path}#{group}"))
             start += rows
     if start == 0:
         raise DataError(f"{paths[0]} holds no data rows")
@@ -222,7 +220,7 @@ def _csv(path: Path, sep: str | None, encoding: str | None, missing: Sequence[An
         "low_memory": False,
     }
     read = partial(_read_csv, path, options)
-    return Source([Piece(read, 0, None, str(path))], str(path), _digest([path]))
+    return Source([Piece(read, str(path))], str(path), _digest([path]))
 
 
 def _read_csv(path: Path, options: dict[str, Any], block_rows: int) -> Iterator[pd.DataFrame]:

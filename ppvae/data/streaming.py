@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from ppvae.data.errors import DataError
 from ppvae.data.layout import Layout, TensorTable
 from ppvae.data.sketch import RowReservoir, Witnesses, concat_rows
-from ppvae.data.sources import BLOCK_ROWS, Source
+from ppvae.data.sources import BLOCK_ROWS, Source, open_source
 from ppvae.data.split import Split, row_fate
 from ppvae.data.transformer import TableTransformer
 from ppvae.data.transforms import MAX_FIT_ROWS
@@ -209,8 +209,6 @@ def stream_split(
 
     ``share(obj)``: under ``torchrun``, rank 0's scan result as every rank receives it
     (only rank 0 scans); None in a single process."""
-    from ppvae.data.sources import open_source
-
     source = open_source(data, missing_values=transformer.missing_values)
     try:
         result: Any = None
