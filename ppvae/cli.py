@@ -96,26 +96,38 @@ def _spec_params(args: argparse.Namespace) -> dict:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
+    from ppvae.distributed import is_writer
     from ppvae.outputs import check_target
     from ppvae.vae import TabularVAE
 
     out = check_target(args.output, "model", args.force)
     params = _spec_params(args)
-    df = read_csv(args.data, args.missing_values or (), args.sep, args.encoding)
+    streamed = args.stream or Path(args.data).suffix.lower() in (".parquet", ".pq")
+    streamed = streamed or Path(args.data).is_dir()
+    if streamed and (args.sep or args.encoding):
+        raise CLIError("--sep and --encoding apply to a CSV read in memory, not --stream")
+    df = (
+        args.data
+        if streamed
+        else read_csv(args.data, args.missing_values or (), args.sep, args.encoding)
+    )
     start = time.perf_counter()
     vae = fit_checkpointed(TabularVAE(**params), df, out, args)
-    print(
-        f"fitted {len(df)} rows x {df.shape[1]} columns in {time.perf_counter() - start:.1f} s "
-        f"({len(vae.history_)} epochs); model saved to {out}",
-        file=sys.stderr,
-    )
+    if is_writer():
+        print(
+            f"fitted {vae.n_rows_} rows x {len(vae.columns_)} columns in "
+            f"{time.perf_counter() - start:.1f} s ({len(vae.history_)} epochs); model saved "
+            f"to {out}",
+            file=sys.stderr,
+        )
     return 0
 
 
-def fit_checkpointed(vae, df: pd.DataFrame, out: Path, args: argparse.Namespace):
+def fit_checkpointed(vae, df: pd.DataFrame | str, out: Path, args: argparse.Namespace):
     """Fit with checkpoints in ``<output>.ckpt`` (resumed with --resume), save, and remove
-    the checkpoint once the model is saved."""
+    the checkpoint once the model is saved (under torchrun: rank 0 only)."""
     from ppvae.checkpoint import Checkpointing
+    from ppvae.distributed import is_writer
 
     ckpt = out.with_name(f"{out.name}.ckpt")
     if ckpt.exists() and not (args.resume or args.force):
@@ -134,8 +146,9 @@ def fit_checkpointed(vae, df: pd.DataFrame, out: Path, args: argparse.Namespace)
         if ckpt.exists():
             print(f"checkpoint kept in {ckpt}: add --resume to continue the fit", file=sys.stderr)
         raise
-    vae.save(out, force=args.force, allow_diverged=args.allow_diverged)
-    ckpt.unlink(missing_ok=True)
+    if is_writer():
+        vae.save(out, force=args.force, allow_diverged=args.allow_diverged)
+        ckpt.unlink(missing_ok=True)
     return vae
 
 
@@ -292,8 +305,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="fit a model to a CSV file and save it",
         description="Fit a TabularVAE to a CSV file and save it to a directory.",
     )
-    p.add_argument("data", help="input CSV file")
+    p.add_argument(
+        "data", help="input CSV file, or Parquet file/directory (streamed: docs/scale.md)"
+    )
     p.add_argument("-o", "--output", required=True, help="directory to save the model to")
+    p.add_argument(
+        "--stream",
+        action="store_true",
+        help="stream a CSV in blocks instead of reading it into memory (Parquet always streams)",
+    )
     p.add_argument("--spec", help="YAML spec file or shipped spec name (see `ppvae specs`)")
     p.add_argument(
         "--prior",

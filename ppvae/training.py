@@ -250,6 +250,13 @@ class _TrainingState:
         ]
 
 
+def _shuffled(data: TensorTable, batch_size: int, generator: torch.Generator, device: torch.device):
+    """One epoch of minibatches of ``data`` in a random order."""
+    order = torch.randperm(len(data), generator=generator).to(device)
+    for start in range(0, len(data), batch_size):
+        yield data[order[start : start + batch_size]]
+
+
 def _set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     for group in optimizer.param_groups:
         group["lr"] = lr
@@ -276,6 +283,7 @@ def train(
     max_recoveries: int = MAX_RECOVERIES,
     on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
     validate: bool | None = None,
+    sync: Any = None,
 ) -> TrainResult:
     """Fit ``module`` (with ``.model``/``.guide``) by SVI; see the module docstring.
 
@@ -284,7 +292,9 @@ def train(
     (:class:`ppvae.checkpoint.Checkpointing`); ``max_recoveries``: rollbacks allowed after a
     divergence before :class:`TrainingError`; ``on_epoch_end(epoch, row)``: called after each
     completed epoch with its history row; ``validate``: Pyro validation during training; None:
-    ``PPVAE_PYRO_VALIDATION`` (off).
+    ``PPVAE_PYRO_VALIDATION`` (off). ``train_data`` may also be a stream
+    (:class:`ppvae.data.streaming.StreamTable`: ``len``, ``head``, ``batches``, ``device``);
+    ``sync``: the :class:`ppvae.distributed.Synchroniser` of a data-parallel fit.
     """
     objective = objectives.adapt(objective)
     n = len(train_data)
@@ -292,12 +302,14 @@ def train(
     steps_per_epoch = math.ceil(n / batch_size)
     total_steps = epochs * steps_per_epoch
     model, guide = module.model, module.guide
-    device = train_data.x_cont.device
+    streamed = not isinstance(train_data, TensorTable)
+    device = train_data.device if streamed else train_data.x_cont.device
     module.train()
     if on_start is not None:
         on_start()
     objective.set_progress(0, total_steps)
-    params = _trainable_params(module, train_data[: min(n, batch_size)])
+    first = train_data.head(batch_size) if streamed else train_data[: min(n, batch_size)]
+    params = _trainable_params(module, first)
     optimizer = torch.optim.Adam(params, lr=lr)
     optimizer.zero_grad(set_to_none=True)
 
@@ -353,10 +365,12 @@ def train(
         )
 
     def run_epoch(epoch: int) -> dict[str, float]:
-        order = torch.randperm(n, generator=generator).to(device)
+        if streamed:
+            batches = train_data.batches(batch_size, generator)
+        else:
+            batches = _shuffled(train_data, batch_size, generator, device)
         epoch_loss = 0.0
-        for start in range(0, n, batch_size):
-            batch = train_data[order[start : start + batch_size]]
+        for batch in batches:
             objective.set_progress(progress.step, total_steps)
             try:
                 loss = objective.loss_and_grads(model, guide, batch) / len(batch)
@@ -364,6 +378,8 @@ def train(
                 if all(bool(torch.isfinite(p).all()) for p in params):
                     raise
                 loss = math.nan
+            if sync is not None:
+                loss = sync.gradients(params, loss, objective.metrics)
             if not math.isfinite(loss):
                 raise _Diverged(f"the loss became {loss} at step {progress.step}")
             if math.isnan(progress.reference):
@@ -376,7 +392,7 @@ def train(
                 {"step": progress.step, "epoch": epoch, "loss": loss, **objective.metrics}
             )
             progress.step += 1
-        train_loss = epoch_loss / n
+        train_loss = epoch_loss / n if sync is None else sync.average(epoch_loss / n, n)
         threshold = _explosion_threshold(progress.recent_reference())
         if train_loss > threshold:
             raise _Diverged(
@@ -391,6 +407,9 @@ def train(
                 if objective.validation_is_elbo
                 else _objective_on(objective, module, val_data)
             )
+            if sync is not None:
+                row["val_loss"] = sync.average(row["val_loss"], len(val_data))
+                row["val_objective"] = sync.average(row["val_objective"], len(val_data))
             module.train()
             if not math.isfinite(row["val_loss"] + row["val_objective"]):
                 raise _Diverged(
@@ -433,6 +452,8 @@ def train(
             else:
                 progress.bad_epochs += 1
                 stopped = patience is not None and progress.bad_epochs >= patience
+            if sync is not None:
+                stopped = sync.agree(stopped)
             good = state.capture()
             if checkpoint is not None and not stopped and progress.epoch < epochs:
                 if checkpoint.due_by_epoch(progress.epoch) or checkpoint.due_by_time():

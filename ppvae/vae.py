@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import inspect
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from ppvae.budget import (
 from ppvae.checkpoint import Checkpointing, checkpointing
 from ppvae.data import TableTransformer
 from ppvae.data.layout import TensorTable
+from ppvae.data.split import Split, memory_split
 from ppvae.diagnostics.health import check_health
 from ppvae.evaluation import importance_log_likelihood
 from ppvae.initialization import Initialization, initializations
@@ -141,7 +142,9 @@ class TabularVAE:
     @contextmanager
     def _rng(self, seed: int | None):
         """Seed torch inside the block only, leaving the caller's global RNG state alone."""
-        devices = [self.device_.index or 0] if self.device_.type == "cuda" else []
+        device, devices = self.device_, []
+        if device.type == "cuda":
+            devices = [torch.cuda.current_device() if device.index is None else device.index]
         with torch.random.fork_rng(devices=devices, enabled=seed is not None):
             if seed is not None:
                 torch.manual_seed(seed)
@@ -169,73 +172,126 @@ class TabularVAE:
     # -- fitting -----------------------------------------------------------------------
     def fit(
         self,
-        df: pd.DataFrame,
+        df: pd.DataFrame | str | os.PathLike | Iterable[pd.DataFrame],
         y: None = None,
         checkpoint: str | os.PathLike | Checkpointing | None = None,
         resume: bool = False,
     ) -> TabularVAE:
         """Learn the table's transforms, then the VAE by SVI. Returns ``self``.
 
+        ``df``: a DataFrame (fitted in memory), or a Parquet/CSV path, a directory or list
+        of Parquet files, or an iterable of DataFrames, streamed in blocks with memory
+        bounded by the block size, not the table (docs/scale.md). Under ``torchrun`` each
+        process trains on its shard (:mod:`ppvae.distributed`).
         ``y`` is ignored (scikit-learn's ``fit(X, y=None)``); an array is read as a table.
         ``checkpoint``: a file to write training checkpoints to (every 10 epochs or 10
         minutes; a :class:`ppvae.checkpoint.Checkpointing` sets other intervals);
         ``resume=True`` continues from it, ending as an uninterrupted fit would
         (docs/long_fits.md).
         """
+        from ppvae import distributed
+        from ppvae.data.sources import is_stream
         from ppvae.data.transformer import warn_few_rows
 
-        df = _as_frame(df)
+        streamed = is_stream(df)
+        if not streamed:
+            df = _as_frame(df)
         self._check_params()
-        warn_few_rows(df)
+        if not streamed:
+            warn_few_rows(df)
         settings = {k: v for k, v in self.get_params().items() if k != "verbose"}
         checkpoint = checkpointing(checkpoint, resume, settings)
-        device = self.device_
+        ranks = distributed.ranks(self.device_)
+        device = distributed.process_device(self.device_)
+        if ranks.world > 1 and checkpoint is not None and checkpoint.resume:
+            raise ValueError("resuming a data-parallel (torchrun) fit is not supported yet")
         transformer = TableTransformer(
             continuous=self.continuous,
             kinds=dict(self.kinds or {}),
             missing_values=list(self.missing_values or []),
             seed=0 if self.seed is None else self.seed,
-        ).fit(df)
-        layout = transformer.layout_
-        table = transformer.transform(df)
-        n = len(table)
+        )
+        if streamed:
+            return self._fit_stream(df, transformer, checkpoint, ranks, device)
+        transformer.fit(df)
+        table = transformer.transform(df).with_features(transformer.layout_)
         with self._rng(self.seed):
-            order = torch.randperm(n)
-            n_val = int(round(self.val_fraction * n)) if n >= 20 else 0
-            val_idx, train_idx = order[:n_val], order[n_val:]
-            full = table.with_features(layout)
-            train_data = full[train_idx].to(device)
-            val_data = full[val_idx].to(device) if n_val else None
-            module = self._build_module(layout).to(device)
-            objective = objectives.build(objective_for(len(train_data), self.objective))
-            generator = torch.Generator().manual_seed(int(torch.randint(0, 2**31 - 1, ())))
-            if hasattr(module.prior, "init_from"):
-                module.prior.init_from(train_data.features)
-            batch_size = batch_size_for(len(train_data), self.batch_size)
-            initializations.build(self.init)(
-                module, train_data, batch_size=batch_size, lr=float(self.lr), generator=generator
+            train_data, val_data = memory_split(table, self.val_fraction, ranks.rank, ranks.world)
+            val_data = None if val_data is None else val_data.to(device)
+            split = Split(train_data.to(device), val_data, len(table), df)
+            self._train(transformer, split, checkpoint if ranks.writer else None, ranks.sync)
+        self.health_ = check_health(self, df, warn=ranks.writer)
+        return self
+
+    def _fit_stream(self, data, transformer, checkpoint, ranks, device) -> TabularVAE:
+        """``fit`` on a streamed table (:mod:`ppvae.data.streaming`)."""
+        from ppvae.data.streaming import stream_split
+
+        with self._rng(self.seed):
+            split, source = stream_split(
+                data,
+                transformer,
+                seed=0 if self.seed is None else self.seed,
+                val_fraction=self.val_fraction,
+                rank=ranks.rank,
+                world=ranks.world,
+                device=device,
+                verbose=self.verbose and ranks.writer,
+                share=None if ranks.sync is None else ranks.sync.share,
             )
-            result = train(
-                module,
-                objective,
-                train_data,
-                val_data,
-                epochs=int(self.epochs),
-                batch_size=batch_size,
-                lr=float(self.lr),
-                patience=patience_for(len(train_data), self.patience),
-                generator=generator,
-                verbose=self.verbose,
-                checkpoint=checkpoint,
-            )
-            small_table_prior = ex_post_prior_for(len(train_data), self.prior)
-            if small_table_prior is not None:  # prior="auto" on a small table (ppvae.budget)
-                module.prior = priors.build(small_table_prior, latent_dim=self.latent_dim)
-                module.prior.bind(module)
-                module.prior.to(device)
-            if hasattr(module.prior, "fit"):  # an ex-post prior: fit it to q(z) of the rows
-                with torch.no_grad():
-                    module.prior.fit(module.posterior(train_data)[1])
+            try:
+                transformer = split.train.transformer
+                self._train(transformer, split, checkpoint if ranks.writer else None, ranks.sync)
+            finally:
+                source.close()
+        self.health_ = check_health(self, split.sample, warn=ranks.writer)
+        return self
+
+    def _train(self, transformer: TableTransformer, split: Split, checkpoint, sync) -> None:
+        """Build the module and train it on ``split`` (inside ``fit``'s seeded block)."""
+        train_data, val_data = split.train, split.val
+        layout = transformer.layout_
+        device = train_data.device if hasattr(train_data, "device") else train_data.x_cont.device
+        module = self._build_module(layout).to(device)
+        world = 1 if sync is None else sync.world
+        rows = len(train_data) * world  # batch_size: rows of one step over all processes
+        objective = objectives.build(objective_for(rows, self.objective))
+        generator = torch.Generator().manual_seed(int(torch.randint(0, 2**31 - 1, ())))
+        initial = train_data if isinstance(train_data, TensorTable) else None
+        if initial is None and (hasattr(module.prior, "init_from") or hasattr(module.prior, "fit")):
+            initial = transformer.transform(split.sample).with_features(layout).to(device)
+        if hasattr(module.prior, "init_from"):
+            module.prior.init_from(initial.features)
+        batch_size = max(1, batch_size_for(rows, self.batch_size) // world)
+        initializations.build(self.init)(
+            module, train_data, batch_size=batch_size, lr=float(self.lr), generator=generator
+        )
+        if sync is not None:  # after the initialization: every rank starts from rank 0's weights
+            sync.start(module)
+        result = train(
+            module,
+            objective,
+            train_data,
+            val_data,
+            epochs=int(self.epochs),
+            batch_size=batch_size,
+            lr=float(self.lr),
+            patience=patience_for(rows, self.patience),
+            generator=generator,
+            verbose=self.verbose and (sync is None or sync.rank == 0),
+            checkpoint=checkpoint,
+            sync=sync,
+        )
+        small_table_prior = ex_post_prior_for(rows, self.prior)
+        if small_table_prior is not None:  # prior="auto" on a small table (ppvae.budget)
+            module.prior = priors.build(small_table_prior, latent_dim=self.latent_dim)
+            module.prior.bind(module)
+            module.prior.to(device)
+        if hasattr(module.prior, "fit"):  # an ex-post prior: fit it to q(z) of the rows
+            if initial is None:
+                initial = transformer.transform(split.sample).with_features(layout).to(device)
+            with torch.no_grad():
+                module.prior.fit(module.posterior(initial)[1])
         self._set_fitted(
             transformer,
             module,
@@ -243,11 +299,9 @@ class TabularVAE:
             history=result.history,
             steps=result.steps,
             best_epoch=result.best_epoch,
-            n_rows=n,
+            n_rows=split.n_rows,
             divergence=result.divergence,
         )
-        self.health_ = check_health(self, df)
-        return self
 
     def _set_fitted(
         self,

@@ -117,7 +117,8 @@ class TableTransformer:
             s = _normalise(name, df[name], warn)
             if self.missing_values and (s.dtype == object or pd.api.types.is_string_dtype(s.dtype)):
                 s = s.mask(s.isin(self.missing_values))
-                if s.notna().any() and s.dtype == object:
+                head = s.dropna().iloc[:100]  # text fails here, without parsing every cell
+                if len(head) and s.dtype == object and _all_numbers(head):
                     numeric = pd.to_numeric(s, errors="coerce")
                     if numeric.notna().sum() == s.notna().sum():  # '?' made a numeric column object
                         s = numeric
@@ -446,6 +447,10 @@ def _normalise(name: Any, s: pd.Series, warn: bool) -> pd.Series:
     if types and all(issubclass(t, pd.Timedelta) for t in types):
         return _normalise(name, pd.to_timedelta(s), warn)
     return s
+
+
+def _all_numbers(values: pd.Series) -> bool:
+    return bool(pd.to_numeric(values, errors="coerce").notna().all())
 
 
 def _nanoseconds(col: Column, s: pd.Series) -> np.ndarray:
