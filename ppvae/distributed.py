@@ -67,10 +67,16 @@ class Synchroniser:
     @_collective
     def start(self, module: torch.nn.Module) -> None:
         """Rank 0's parameters and buffers on every rank; a random stream per rank."""
+        self.share_state(module)
+        torch.manual_seed(torch.initial_seed() + RANK_SEED_STRIDE * self.rank)
+
+    @_collective
+    def share_state(self, module: torch.nn.Module) -> None:
+        """Rank 0's parameters and buffers of ``module`` on every rank (e.g. a prior fitted
+        after training to each rank's own rows)."""
         with torch.no_grad():
             for tensor in module.state_dict().values():
                 dist.broadcast(tensor, src=0)
-        torch.manual_seed(torch.initial_seed() + RANK_SEED_STRIDE * self.rank)
 
     @_collective
     def gradients(self, params: list[torch.Tensor], loss: float, metrics: dict) -> float:

@@ -292,6 +292,8 @@ class TabularVAE:
                 initial = transformer.transform(split.sample).with_features(layout).to(device)
             with torch.no_grad():
                 module.prior.fit(module.posterior(initial)[1])
+            if sync is not None:  # one prior: rank 0's fit
+                sync.share_state(module.prior)
         self._set_fitted(
             transformer,
             module,
