@@ -9,6 +9,7 @@ from scipy.special import ndtri
 import ppvae
 from ppvae.data import TableTransformer
 from ppvae.data.dependencies import ValueRules
+from ppvae.data.point_masses import PointMasses
 from ppvae.data.support import EmpiricalSupport, has_small_support
 
 
@@ -133,3 +134,25 @@ def test_models_saved_before_rules_load_without_them():
     del state["rules"]
     old = TableTransformer.from_dict(state)
     assert old.rules_.rules == []
+
+
+def test_point_masses_are_levels_and_the_rest_round_trips():
+    rng = np.random.default_rng(0)
+    values = np.where(rng.random(1000) < 0.7, 0.0, np.round(rng.gamma(2.0, 10.0, 1000), 1))
+    values[:100] = 40.0
+    t = PointMasses().fit(values, rng)
+    np.testing.assert_array_equal(t.spikes, [0.0, 40.0])
+    cont, cat = t.forward(values, rng)
+    np.testing.assert_array_equal(cat[:, 0], np.select([values == 0, values == 40], [0, 1], 2))
+    np.testing.assert_allclose(t.inverse(cont, cat), values, rtol=0.01, atol=0.06)
+    np.testing.assert_array_equal(t.inverse(cont, cat)[cat[:, 0] < 2], values[cat[:, 0] < 2])
+    loaded = PointMasses.from_dict(t.to_dict())
+    np.testing.assert_array_equal(loaded.inverse(cont, cat), t.inverse(cont, cat))
+
+
+def test_a_column_of_spikes_only_needs_no_rest():
+    values = np.array([0.0] * 60 + [5.0] * 40)
+    t = PointMasses().fit(values, np.random.default_rng(0))
+    assert t.rest is None and t.cat_cardinalities == (3,)
+    cont, cat = t.forward(values, np.random.default_rng(0))
+    np.testing.assert_array_equal(t.inverse(cont, cat), values)

@@ -27,6 +27,12 @@ from ppvae.data.dependencies import ValueRules
 from ppvae.data.errors import DataError
 from ppvae.data.identifiers import Identifier, identifier_message, identifier_reason
 from ppvae.data.layout import Layout, TensorTable
+from ppvae.data.point_masses import (
+    FEW_VALUES_SPIKE_SHARE,
+    SPIKE_SHARE,
+    PointMasses,
+    spikes_of,
+)
 from ppvae.data.schema import NUMERIC_KINDS, Column, Schema, infer_schema
 from ppvae.data.support import EmpiricalSupport, has_small_support
 from ppvae.data.transforms import CategoricalCodes, ColumnTransform, ModeSpecific, QuantileNormal
@@ -182,11 +188,14 @@ class TableTransformer:
                 if col.kind == "continuous":
                     col.decimals = grid_decimals(pd.Series(observed))
                 if self.continuous == "quantile" and col.kind != "datetime":
-                    t = (
-                        EmpiricalSupport()
-                        if has_small_support(observed)
-                        else QuantileNormal(dequantize=col.kind == "integer")
-                    )
+                    few = has_small_support(observed)
+                    share = FEW_VALUES_SPIKE_SHARE if few else SPIKE_SHARE
+                    if len(spikes_of(observed, share)):
+                        t = PointMasses(integer=col.kind == "integer", share=share)
+                    elif few:
+                        t = EmpiricalSupport()
+                    else:
+                        t = QuantileNormal(dequantize=col.kind == "integer")
                 elif self.continuous == "quantile" or col.kind == "datetime":
                     t = QuantileNormal(dequantize=col.kind == "integer")
                 else:
