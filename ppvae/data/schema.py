@@ -45,6 +45,7 @@ class Column:
     categories: list[Any] | None = field(default=None)  # the categories of a ``category`` dtype
     ordered: bool = False
     offset: int | None = None  # an integer column's minimum, kept exactly (uint64, >= 2**63)
+    decimals: int | None = None  # a float column's recording grid (sampled values rounded)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

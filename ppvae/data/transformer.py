@@ -23,15 +23,26 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ppvae.data.dependencies import ValueRules
 from ppvae.data.errors import DataError
 from ppvae.data.identifiers import Identifier, identifier_message, identifier_reason
 from ppvae.data.layout import Layout, TensorTable
+from ppvae.data.point_masses import (
+    FEW_VALUES_SPIKE_SHARE,
+    SPIKE_SHARE,
+    PointMasses,
+    spikes_of,
+)
 from ppvae.data.schema import NUMERIC_KINDS, Column, Schema, infer_schema
+from ppvae.data.support import EmpiricalSupport, has_small_support
 from ppvae.data.transforms import CategoricalCodes, ColumnTransform, ModeSpecific, QuantileNormal
+from ppvae.numeric_grid import grid_decimals
 
 CONTINUOUS_ENCODINGS = ("quantile", "mode_specific")
 ID_LIKE_LEVELS = 1000
 FEW_ROWS = 10
+#: Kinds whose values the value rules (``ppvae.data.dependencies``) relate.
+RULE_KINDS = ("categorical", "boolean", "integer", "continuous")
 NAME_TYPES = (str, int, float, np.integer, np.floating)
 CONTAINERS = (list, tuple, dict, set, frozenset, np.ndarray)
 DATETIMES = (datetime.datetime, datetime.date, pd.Timestamp)
@@ -175,7 +186,18 @@ class TableTransformer:
                 continue
             if col.kind in NUMERIC_KINDS:
                 observed = values[~np.isnan(values)]
-                if self.continuous == "quantile" or col.kind == "datetime":
+                if col.kind == "continuous":
+                    col.decimals = grid_decimals(pd.Series(observed))
+                if self.continuous == "quantile" and col.kind != "datetime":
+                    few = has_small_support(observed)
+                    share = FEW_VALUES_SPIKE_SHARE if few else SPIKE_SHARE
+                    if len(spikes_of(observed, share)):
+                        t = PointMasses(integer=col.kind == "integer", share=share)
+                    elif few:
+                        t = EmpiricalSupport()
+                    else:
+                        t = QuantileNormal(dequantize=col.kind == "integer")
+                elif self.continuous == "quantile" or col.kind == "datetime":
                     t = QuantileNormal(dequantize=col.kind == "integer")
                 else:
                     t = ModeSpecific(self.max_modes)
@@ -204,6 +226,8 @@ class TableTransformer:
         self.schema_ = schema
         self.transforms_ = transforms
         self.layout_ = self._layout()
+        ruled = [c.name for c in schema.columns if c.kind in RULE_KINDS and not c.mixed_types]
+        self.rules_ = ValueRules().fit(data, ruled)
         return self
 
     def _identifier(
@@ -335,7 +359,7 @@ class TableTransformer:
                 missing = x_miss[:, mi] > 0.5
                 mi += 1
             out[col.name] = _restore(col, values, missing)
-        return pd.DataFrame(out)
+        return self.rules_.apply(pd.DataFrame(out))
 
     # -- persistence -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -349,6 +373,7 @@ class TableTransformer:
             },
             "schema": self.schema_.to_dict(),
             "transforms": [t.to_dict() for t in self.transforms_],
+            "rules": self.rules_.to_dict(),
         }
 
     @classmethod
@@ -359,6 +384,7 @@ class TableTransformer:
         obj.schema_ = Schema.from_dict(state["schema"])
         obj.transforms_ = [ColumnTransform.from_dict(t) for t in state["transforms"]]
         obj.layout_ = obj._layout()
+        obj.rules_ = ValueRules.from_dict(state["rules"]) if "rules" in state else ValueRules()
         return obj
 
 
@@ -374,6 +400,8 @@ def _restore(col: Column, values: np.ndarray, missing: np.ndarray) -> pd.Series:
         values = values.astype(float)
         if col.kind in ("integer", "datetime"):
             values = np.round(values)
+        elif col.decimals is not None:
+            values = np.round(values, col.decimals)
         values = np.where(missing, np.nan, values)
         if col.kind == "datetime":
             stamps = pd.to_datetime(pd.Series(values).astype("Int64"), unit="ns")

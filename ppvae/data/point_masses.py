@@ -1,0 +1,106 @@
+r"""A numeric column with point masses as a mixed discrete/continuous column.
+
+Zero-inflated amounts (Shoppers' ``Informational_Duration``: 80 % zeros; Adult's
+``capital-gain``: 92 %), a standard working week (``hours-per-week = 40``: 47 %) or a rate's
+round values carry most of their rows on a few exact values. Spread over a slice of a
+continuous slot (the quantile transforms), a spike is reproduced in the marginal, but the
+model cannot say *which* rows sit on it: two columns whose zeros go together (no
+informational page, no informational duration) are then sampled half apart.
+
+Here each value holding at least ``SPIKE_SHARE`` of the rows (``FEW_VALUES_SPIKE_SHARE`` in
+a column of few distinct values) is a level of a categorical
+slot, as is "elsewhere" (the last level); the rows elsewhere are encoded by the usual
+continuous transform of the remaining values (a finite support or the quantile-to-normal
+one), and the continuous slot of a row on a spike holds standard-normal noise, which the
+inverse ignores:
+
+- forward: ``x = s_j`` -> (level ``j``, noise); otherwise (level ``k``, ``rest(x)``);
+- inverse: level ``j < k`` -> ``s_j``; level ``k`` -> ``rest^{-1}(y)``.
+
+The point masses are thus modelled as categories, jointly with every other column.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ppvae.data.support import EmpiricalSupport, has_small_support
+from ppvae.data.transforms import TRANSFORMS, ColumnTransform, QuantileNormal
+
+SPIKE_SHARE = 0.05
+#: The share that makes a value of a column with few distinct values a spike (any value of
+#: a count holds a few per cent of the rows; a zero-inflated count's zero holds most).
+FEW_VALUES_SPIKE_SHARE = 0.25
+MIN_REST = 10
+
+
+def spikes_of(values: np.ndarray, share: float = SPIKE_SHARE) -> np.ndarray:
+    """The values holding at least ``share`` of ``values`` (observed, ``[n]``)."""
+    levels, counts = np.unique(values.astype(float), return_counts=True)
+    return levels[counts >= share * len(values)]
+
+
+class PointMasses(ColumnTransform):
+    """Spikes as levels of one categorical slot, the rest through one continuous slot."""
+
+    name = "point_masses"
+    n_cont = 1
+
+    def __init__(self, integer: bool = False, share: float = SPIKE_SHARE):
+        self.integer, self.share = integer, share
+
+    def fit(self, values: np.ndarray, rng: np.random.Generator) -> PointMasses:
+        x = values.astype(float)
+        self.spikes = spikes_of(x, self.share)
+        rest = x[~np.isin(x, self.spikes)]
+        self.rest: ColumnTransform | None = None
+        if len(np.unique(rest)) >= 2 and len(rest) >= MIN_REST:
+            self.rest = (
+                EmpiricalSupport().fit(rest)
+                if has_small_support(rest)
+                else QuantileNormal(dequantize=self.integer).fit(rest, rng)
+            )
+        elif len(rest):  # one value elsewhere (or very few): it is a spike too
+            self.spikes = np.unique(np.r_[self.spikes, rest])
+        self.cat_cardinalities = (len(self.spikes) + 1,)
+        return self
+
+    def forward(
+        self, values: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        x = values.astype(float)
+        k = len(self.spikes)
+        position = np.clip(np.searchsorted(self.spikes, x), 0, k - 1)
+        on_spike = self.spikes[position] == x
+        level = np.where(on_spike, position, k)
+        cont = rng.standard_normal(len(x))
+        if self.rest is not None and (~on_spike).any():
+            cont[~on_spike] = self.rest.forward(x[~on_spike], rng)[0][:, 0]
+        return cont[:, None], level[:, None].astype(np.int64)
+
+    def inverse(self, cont: np.ndarray, cat: np.ndarray) -> np.ndarray:
+        k = len(self.spikes)
+        level = np.clip(cat[:, 0], 0, k)
+        if self.rest is None:
+            return self.spikes[np.minimum(level, k - 1)]
+        rest = self.rest.inverse(cont, cat[:, :0])
+        return np.where(level < k, self.spikes[np.minimum(level, k - 1)], rest)
+
+    def _state(self) -> dict[str, Any]:
+        return {
+            "spikes": self.spikes.tolist(),
+            "integer": self.integer,
+            "rest": None if self.rest is None else self.rest.to_dict(),
+        }
+
+    def _load(self, state: dict[str, Any]) -> None:
+        self.spikes = np.asarray(state["spikes"], float)
+        self.integer = bool(state["integer"])
+        rest = state["rest"]
+        self.rest = None if rest is None else ColumnTransform.from_dict(rest)
+        self.cat_cardinalities = (len(self.spikes) + 1,)
+
+
+TRANSFORMS[PointMasses.name] = PointMasses
