@@ -35,6 +35,7 @@ from ppvae.spec import load_spec
 from ppvae.training import train
 
 SAMPLE_CHUNK = 65_536
+INPUT_MASK_RATE = 0.25
 
 
 class NotFittedError(RuntimeError):
@@ -53,6 +54,8 @@ class TabularVAE:
     likelihood: family of the continuous slots (``normal``, ``laplace``, ``student_t``).
     model: a registered model name or dict (``tabular`` is the default VAE; register your
         own model/guide pair with ``@ppvae.models.register``).
+    input_mask_rate: expected share of cells hidden from the encoder in training, so that it
+        also reads partial rows (``sample(given=...)``, ``impute``; docs/partial_rows.md).
     continuous: ``quantile`` (default) or ``mode_specific`` encoding of numeric columns.
     kinds: override inferred column kinds, e.g. ``{"zip": "categorical"}``.
     missing_values: extra markers read as missing, e.g. ``["?"]``.
@@ -73,6 +76,7 @@ class TabularVAE:
         objective: str | Mapping[str, Any] | Any = "elbo",
         likelihood: str = "normal",
         model: str | Mapping[str, Any] = "tabular",
+        input_mask_rate: float = INPUT_MASK_RATE,
         continuous: str = "quantile",
         kinds: Mapping[str, str] | None = None,
         missing_values: Sequence[Any] | None = None,
@@ -91,6 +95,7 @@ class TabularVAE:
         self.objective = objective
         self.likelihood = likelihood
         self.model = model
+        self.input_mask_rate = input_mask_rate
         self.continuous = continuous
         self.kinds = kinds
         self.missing_values = missing_values
@@ -191,6 +196,7 @@ class TabularVAE:
             train_data = full[train_idx].to(device)
             val_data = full[val_idx].to(device) if n_val else None
             module = self._build_module(layout).to(device)
+            module.input_mask_rate = float(self.input_mask_rate)
             objective = objectives.build(self.objective)
             generator = torch.Generator().manual_seed(int(torch.randint(0, 2**31 - 1, ())))
             if hasattr(module.prior, "init_from"):
@@ -276,9 +282,11 @@ class TabularVAE:
 
     def sample(
         self,
-        n: int,
+        n: int | None = None,
         seed: int | None = None,
         condition: Mapping[str, torch.Tensor] | None = None,
+        given: Mapping[str, Any] | pd.DataFrame | None = None,
+        **inference: Any,
     ) -> pd.DataFrame:
         """``n`` synthetic rows drawn from the model: z ~ p(z), x ~ p(x | z).
 
@@ -286,8 +294,19 @@ class TabularVAE:
         the training table's columns, in order, with their dtypes. ``condition``: values for
         latent sites of the model, ``{site: tensor [n, ...]}`` (``poutine.condition``), e.g.
         ``{"z": z}`` to decode chosen codes or a custom model's label site.
+
+        ``given`` draws rows given some of their cells, by posterior inference over z (never
+        rejection; docs/partial_rows.md): ``{"sex": "Female", "age": (30, 40)}`` (exact values,
+        numeric ranges) for ``n`` rows, or a frame whose non-missing cells are fixed, one row
+        out per row in. Fixed columns come back exactly as given; ``out.attrs["inference"]``
+        holds the effective sample size per input row. ``inference``: options of
+        ``ppvae.posterior_resampling.resample_posterior`` (``num_particles``, ``min_ess``...).
         """
         self._check_fitted()
+        if given is not None:
+            return self._sample_given(n, seed, condition, given, inference)
+        if inference:
+            raise TypeError(f"sample() got unexpected option(s) {sorted(inference)}")
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
             raise ValueError(f"n must be a positive number of rows, got {n!r}")
         if condition is not None:
@@ -305,6 +324,59 @@ class TabularVAE:
                 for s in range(0, int(n), SAMPLE_CHUNK)
             ]
         out = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+        return out
+
+    @torch.no_grad()
+    def _sample_given(self, n, seed, condition, given, inference) -> pd.DataFrame:
+        from ppvae import partial_rows
+
+        if condition is not None:
+            raise ValueError("pass either condition= (latent sites) or given= (columns), not both")
+        if isinstance(given, pd.DataFrame):
+            if n is not None and n != len(given):
+                raise ValueError(
+                    f"given is a frame of {len(given)} rows, one output row each, but n={n!r}; "
+                    "leave n out (or repeat the frame's rows to get more)"
+                )
+            rows, draws = partial_rows.from_frame(self, given), 1
+        else:
+            if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
+                raise ValueError(f"n must be a positive number of rows, got {n!r}")
+            rows, draws = partial_rows.from_mapping(self, given), int(n)
+        with self._rng(seed):
+            out, report = partial_rows.draw(self, rows, draws, **inference)
+        if isinstance(given, pd.DataFrame):
+            out.index = given.index
+        out.attrs["inference"] = {
+            "ess": report.ess.tolist(),
+            "particles": report.particles.tolist(),
+            "acceptance": report.acceptance.tolist(),
+        }
+        return out
+
+    @torch.no_grad()
+    def impute(
+        self,
+        df: pd.DataFrame,
+        num_imputations: int = 5,
+        seed: int | None = None,
+        **inference: Any,
+    ) -> pd.DataFrame:
+        """``num_imputations`` completed copies of ``df``, as one long frame indexed by
+        ``(imputation, <df's index>)``: observed cells untouched, each missing cell a draw
+        from p(x_missing | x_observed) (docs/partial_rows.md). A row with every cell missing
+        gets unconditional draws. Summaries: ``ppvae.imputation.imputation_intervals`` and
+        ``point_estimate``; ``out.attrs["inference"]`` holds the ESS per row."""
+        from ppvae.imputation import impute
+
+        self._check_fitted()
+        with self._rng(seed):
+            out, report = impute(self, df, num_imputations, **inference)
+        out.attrs["inference"] = {
+            "ess": report.ess.tolist(),
+            "particles": report.particles.tolist(),
+            "acceptance": report.acceptance.tolist(),
+        }
         return out
 
     @torch.no_grad()
