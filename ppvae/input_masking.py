@@ -56,7 +56,7 @@ def observe_columns(layout: Layout, table: TensorTable, observed: torch.Tensor) 
 
 
 def hide_cells(layout: Layout, table: TensorTable, rate: float) -> TensorTable:
-    """A random partial copy of ``table`` for training the encoder: row ``i`` hides each
+    r"""A random partial copy of ``table`` for training the encoder: row ``i`` hides each
     column with probability :math:`u_i \sim U(0, 2\,\mathrm{rate})` (``rate`` in [0, 0.5] is the
     expected hidden share of cells)."""
     n, device = len(table), table[next(iter(layout.slots))].device

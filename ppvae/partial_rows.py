@@ -138,7 +138,9 @@ def _range_slot(vae: Any, column: Any, bounds: Any, col: Any, t: Any) -> tuple[f
             "continuous='quantile' (the default); pass an exact value instead"
         )
     if not lo <= hi:
-        raise DataError(f"given[{column!r}] = {bounds!r}: the range's low end is above its high end")
+        raise DataError(
+            f"given[{column!r}] = {bounds!r}: the range's low end is above its high end"
+        )
     groups = [g for g in vae.model_.slot_groups if g.name == "x_cont"]
     family = getattr(groups[0], "family", None) if groups else None
     try:
@@ -226,7 +228,9 @@ def from_mapping(vae: Any, given: Mapping[Any, Any]) -> PartialRows:
             range_slots[layout.cont_names.index(column)] = y
             continue
         if value is None or (isinstance(value, Real) and np.isnan(value)):
-            raise DataError(f"given[{column!r}] is missing (None/NaN): leave the column out instead")
+            raise DataError(
+                f"given[{column!r}] is missing (None/NaN): leave the column out instead"
+            )
         row[column] = _check_value(vae, column, value, col, t)
         observed[0, j] = True
     frame = pd.DataFrame([row], columns=list(layout.columns))
@@ -305,9 +309,11 @@ def decode(
     ``fill_missing`` no cell is drawn missing (imputation fills values)."""
     module = vae.model_
     n = len(next(iter(latents.values())))
-    nodes = poutine.trace(poutine.condition(module.model, data=dict(latents))).get_trace(
-        None, num_rows=n
-    ).nodes
+    nodes = (
+        poutine.trace(poutine.condition(module.model, data=dict(latents)))
+        .get_trace(None, num_rows=n)
+        .nodes
+    )
     tensors = {}
     for name, slots in vae.layout_.slots.items():
         dtype = slot_groups.get(name).dtype

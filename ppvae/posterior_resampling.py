@@ -105,9 +105,7 @@ def log_joint(
     trace = poutine.trace(model).get_trace(table)
     trace.compute_log_prob()
     total = sum(
-        to_rows(node["log_prob"], node)
-        for node in trace.nodes.values()
-        if node["type"] == "sample"
+        to_rows(node["log_prob"], node) for node in trace.nodes.values() if node["type"] == "sample"
     )
     return total if extra is None else total + extra(z, rows)
 
@@ -124,6 +122,7 @@ def resample_posterior(
 ) -> PosteriorDraws:
     """``num_draws`` latent draws per row of the partial ``table`` by SIR (module docstring)."""
     n, m = len(table), int(num_draws)
+    max_particles = max(int(max_particles), int(num_particles))
     k = torch.full((n,), int(num_particles), dtype=torch.long)
     latents, lw = particle_cloud(module, table, int(num_particles), extra)
     ess = effective_sample_size(lw)

@@ -31,6 +31,7 @@ from ppvae.evaluation import importance_log_likelihood
 from ppvae.model import TableModel, models
 from ppvae.objectives import Objective, objectives
 from ppvae.priors import Prior, priors
+from ppvae.proposal_training import fit_proposal, proposal_epochs
 from ppvae.spec import load_spec
 from ppvae.training import train
 
@@ -54,8 +55,9 @@ class TabularVAE:
     likelihood: family of the continuous slots (``normal``, ``laplace``, ``student_t``).
     model: a registered model name or dict (``tabular`` is the default VAE; register your
         own model/guide pair with ``@ppvae.models.register``).
-    input_mask_rate: expected share of cells hidden from the encoder in training, so that it
-        also reads partial rows (``sample(given=...)``, ``impute``; docs/partial_rows.md).
+    input_mask_rate: after the fit, the encoder alone learns partial rows with this expected
+        share of cells hidden (0: skip), for ``sample(given=...)`` and ``impute``; the model,
+        hence unconditional sampling, is unchanged (docs/partial_rows.md).
     continuous: ``quantile`` (default) or ``mode_specific`` encoding of numeric columns.
     kinds: override inferred column kinds, e.g. ``{"zip": "categorical"}``.
     missing_values: extra markers read as missing, e.g. ``["?"]``.
@@ -196,7 +198,6 @@ class TabularVAE:
             train_data = full[train_idx].to(device)
             val_data = full[val_idx].to(device) if n_val else None
             module = self._build_module(layout).to(device)
-            module.input_mask_rate = float(self.input_mask_rate)
             objective = objectives.build(self.objective)
             generator = torch.Generator().manual_seed(int(torch.randint(0, 2**31 - 1, ())))
             if hasattr(module.prior, "init_from"):
@@ -217,6 +218,15 @@ class TabularVAE:
             if hasattr(module.prior, "fit"):  # an ex-post prior: fit it to q(z) of the rows
                 with torch.no_grad():
                     module.prior.fit(module.posterior(train_data)[1])
+            if self.input_mask_rate > 0:  # the encoder learns partial rows; the model is kept
+                fit_proposal(
+                    module,
+                    train_data,
+                    float(self.input_mask_rate),
+                    epochs=proposal_epochs(len(result.history)),
+                    batch_size=batch_size_for(len(train_data), int(self.batch_size)),
+                    lr=float(self.lr),
+                )
         self._set_fitted(
             transformer,
             module,
@@ -343,6 +353,8 @@ class TabularVAE:
             if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
                 raise ValueError(f"n must be a positive number of rows, got {n!r}")
             rows, draws = partial_rows.from_mapping(self, given), int(n)
+            # one partial row, n draws: enough particles for an ESS near n when q is good
+            inference.setdefault("num_particles", min(max(100, 2 * draws), 20_000))
         with self._rng(seed):
             out, report = partial_rows.draw(self, rows, draws, **inference)
         if isinstance(given, pd.DataFrame):
