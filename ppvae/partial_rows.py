@@ -369,3 +369,27 @@ def _overwrite(values: pd.Series, given: np.ndarray, fixed: np.ndarray) -> pd.Se
         return converted if same else out.infer_objects()
     except (TypeError, ValueError):
         return out.infer_objects()
+
+
+def given_from_text(vae: Any, items: list[str]) -> dict[Any, Any]:
+    """``["sex=Female", "age=30", "age=30:40"]`` (the CLI's ``--given``) as a ``given``
+    mapping: numeric columns read as numbers, ``low:high`` as a range; other columns match a
+    level by its text."""
+    info = _transforms(vae)
+    out: dict[Any, Any] = {}
+    for item in items:
+        column, sep, text = item.partition("=")
+        if not sep or not column:
+            raise DataError(f"--given {item!r}: write COLUMN=VALUE (or COLUMN=LOW:HIGH)")
+        _check_columns(vae, [column], f"--given {item!r}")
+        if column in out:
+            raise DataError(f"--given names {column!r} twice; give each column once")
+        col, t = info[column]
+        if isinstance(t, CategoricalCodes):
+            levels = {str(level): level for level in t.levels}
+            out[column] = levels.get(text, text)
+        elif col.kind in ("continuous", "integer") and ":" in text:
+            out[column] = tuple(text.split(":", 1))
+        else:
+            out[column] = text
+    return out
