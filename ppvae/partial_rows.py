@@ -267,12 +267,18 @@ def from_frame(vae: Any, frame: pd.DataFrame, what: str = "given") -> PartialRow
     return PartialRows(_build(vae, given, observed), given, observed)
 
 
-def _truncated(fn: Any, slot: int, y_lo: float, y_hi: float) -> torch.Tensor:
-    """Draws of one continuous slot from its distribution truncated to [y_lo, y_hi]."""
+def _slot_distribution(fn: Any, slot: int) -> Any:
+    """The distribution ``[N]`` of one continuous slot from the ``x_cont`` site's ``fn``
+    (a location-scale family with a CDF: Normal or Laplace)."""
     base = fn
     while hasattr(base, "base_dist"):
         base = base.base_dist
-    one = type(base)(base.loc[..., slot], base.scale[..., slot])
+    return type(base)(base.loc[..., slot], base.scale[..., slot])
+
+
+def _truncated(fn: Any, slot: int, y_lo: float, y_hi: float) -> torch.Tensor:
+    """Draws of one continuous slot from its distribution truncated to [y_lo, y_hi]."""
+    one = _slot_distribution(fn, slot)
     loc = one.loc
     lo = one.cdf(torch.full_like(loc, y_lo))
     hi = one.cdf(torch.full_like(loc, y_hi))
@@ -288,12 +294,9 @@ def _range_log_prob(vae: Any, rows: PartialRows):
     def extra(z: torch.Tensor, _rows: torch.Tensor) -> torch.Tensor:
         model = poutine.condition(module.model, data={module.latent_site: z})
         fn = poutine.trace(model).get_trace(None, num_rows=len(z)).nodes["x_cont"]["fn"]
-        base = fn
-        while hasattr(base, "base_dist"):
-            base = base.base_dist
         total = torch.zeros(len(z), device=z.device)
         for slot, (y_lo, y_hi) in rows.range_slots.items():
-            one = type(base)(base.loc[..., slot], base.scale[..., slot])
+            one = _slot_distribution(fn, slot)
             loc = one.loc
             p = one.cdf(torch.full_like(loc, y_hi)) - one.cdf(torch.full_like(loc, y_lo))
             total = total + torch.log(p.clamp_min(1e-30))
