@@ -41,7 +41,7 @@ import ppvae
 from ppvae.imputation import imputation_intervals, point_estimate
 
 SMOKE = os.environ.get("PPVAE_SMOKE") == "1"
-ROWS, EPOCHS, DRAWS = (2000, 2, 5) if SMOKE else (12000, 60, 20)
+ROWS, EPOCHS, DRAWS = (2000, 2, 5) if SMOKE else (6000, 30, 20)
 df = ppvae.datasets.load("adult").sample(ROWS, random_state=0).reset_index(drop=True)
 train, test = df.iloc[: int(0.8 * ROWS)], df.iloc[int(0.8 * ROWS) :].reset_index(drop=True)
 vae = ppvae.TabularVAE(epochs=EPOCHS, seed=0, verbose=False).fit(train)
@@ -69,7 +69,7 @@ rows.head()
 
 # %%
 start, kept, drawn = time.perf_counter(), 0, 0
-while kept < 1000 and time.perf_counter() - start < (5 if SMOKE else 60):
+while kept < 1000 and time.perf_counter() - start < (5 if SMOKE else 30):
     batch = vae.sample(20_000)
     kept += int(((batch["sex"] == "Female") & (batch["education"] == "Doctorate")).sum())
     drawn += len(batch)
