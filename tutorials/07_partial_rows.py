@@ -42,8 +42,14 @@ from ppvae.imputation import imputation_intervals, point_estimate
 
 SMOKE = os.environ.get("PPVAE_SMOKE") == "1"
 ROWS, EPOCHS, DRAWS = (2000, 2, 5) if SMOKE else (6000, 30, 20)
-df = ppvae.datasets.load("adult").sample(ROWS, random_state=0).reset_index(drop=True)
+adult = ppvae.datasets.load("adult")
+df = adult.sample(ROWS, random_state=0).reset_index(drop=True)
 train, test = df.iloc[: int(0.8 * ROWS)], df.iloc[int(0.8 * ROWS) :].reset_index(drop=True)
+# a native-country level of a single row in the whole table, kept in training for later
+counts = adult["native-country"].value_counts()
+single = counts[counts == 1].index[0]
+if not train["native-country"].eq(single).any():
+    train = pd.concat([train, adult[adult["native-country"] == single]], ignore_index=True)
 vae = ppvae.TabularVAE(epochs=EPOCHS, seed=0, verbose=False).fit(train)
 print(f"fitted {len(train)} rows, {len(vae.history_)} epochs")
 
@@ -111,8 +117,6 @@ fig.tight_layout()
 
 # %%
 ranged = vae.sample(500, given={"age": (30, 40), "sex": "Female"}, seed=0)
-counts = train["native-country"].value_counts()
-single = counts[counts == 1].index[0]
 rare = vae.sample(200, given={"native-country": single}, seed=0)
 print(
     f"age in [30, 40]: {ranged['age'].between(30, 40).mean():.0%} of rows, "
