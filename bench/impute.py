@@ -2,6 +2,8 @@
 
     nice -n 10 env OMP_NUM_THREADS=1 PYTHONPATH=. python bench/impute.py select  # rate, on val
     nice -n 10 env OMP_NUM_THREADS=1 PYTHONPATH=. python bench/impute.py          # the report
+    ... bench/impute.py conditional  # only the Adult conditional part (+ reliability), then write
+    ... bench/impute.py write        # bench/results/impute.md from the CSVs of the runs
 
 Each table: a seeded subsample of ROWS rows, the shared 80/20 split (bench/tables.py); 20% of
 the holdout's cells masked completely at random (seeded; the masks are saved under
