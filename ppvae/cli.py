@@ -176,6 +176,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
         if target.resolve() == Path(args.model).resolve():
             raise CLIError(f"-o {args.output} is the model itself; write the rows elsewhere")
     vae = load(args.model)
+    if args.given:
+        return _sample_given(args, vae)
     chunks = sample_chunks(vae, args.n, args.seed, SAMPLE_CHUNK)
     first = next(chunks)
     if args.privacy_check:
@@ -192,6 +194,46 @@ def cmd_sample(args: argparse.Namespace) -> int:
         rows = write_table(counted(itertools.chain([first], chunks)), args.output, args.force)
     if args.output != "-":
         print(f"wrote {rows} rows to {args.output}", file=sys.stderr)
+    return 0
+
+
+def _sample_given(args: argparse.Namespace, vae) -> int:
+    """``ppvae sample --given COLUMN=VALUE``: rows drawn given those cells (docs/partial_rows.md)."""
+    from ppvae.outputs import write_table
+    from ppvae.partial_rows import given_from_text
+
+    if args.privacy_check:
+        raise CLIError("--privacy-check applies to unconditional samples; drop --given or it")
+    rows = vae.sample(args.n, seed=args.seed, given=given_from_text(vae, args.given))
+    written = write_table(rows, args.output, args.force)
+    ess = rows.attrs["inference"]["ess"][0]
+    if args.output != "-":
+        print(f"wrote {written} rows to {args.output} (ESS {ess:.0f})", file=sys.stderr)
+    return 0
+
+
+def cmd_impute(args: argparse.Namespace) -> int:
+    """``ppvae impute MODEL --data incomplete.csv -o completed.csv [-m 20]``."""
+    from ppvae.outputs import check_target, write_table
+    from ppvae.vae import load
+
+    if args.m <= 0:
+        raise CLIError(f"-m must be a positive number of imputations, got {args.m}")
+    if args.output != "-":
+        check_target(args.output, "table", args.force)
+    vae = load(args.model)
+    df = read_csv(args.data, vae.missing_values or (), args.sep, args.encoding)
+    draws = vae.impute(df, num_imputations=args.m, seed=args.seed)
+    out = draws.reset_index(level=0).reset_index(drop=True)
+    if args.m == 1:
+        out = out.drop(columns="imputation")
+    rows = write_table(out, args.output, args.force)
+    if args.output != "-":
+        cells = int(df.isna().to_numpy().sum())
+        print(
+            f"wrote {rows} rows to {args.output} ({cells} cells imputed x {args.m})",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -392,8 +434,40 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--data", help="the model's training CSV (for --privacy-check)")
     p.add_argument("--holdout", help="real rows the model never saw (for --privacy-check)")
+    p.add_argument(
+        "--given",
+        action="append",
+        metavar="COLUMN=VALUE",
+        help="draw rows with this cell fixed (repeatable); a numeric range as COLUMN=LOW:HIGH "
+        "(docs/partial_rows.md)",
+    )
     _add_reading_options(p)
     p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser(
+        "impute",
+        help="fill the missing cells of a table from a saved model",
+        description="Fill the missing cells of a table by drawing them from the model given "
+        "the row's other cells (multiple imputation with -m; docs/partial_rows.md).",
+    )
+    p.add_argument("model", help="model directory written by `ppvae fit`")
+    p.add_argument("--data", required=True, help="the table with missing cells (CSV)")
+    p.add_argument(
+        "-o", "--output", required=True, help="output table file (as for `sample`), or '-'"
+    )
+    p.add_argument(
+        "-m",
+        type=int,
+        default=1,
+        help="number of imputations; above 1 the rows of each are stacked under a leading "
+        "'imputation' column (default 1: the completed table)",
+    )
+    p.add_argument("--seed", type=int, help="random seed (same seed, same draws)")
+    p.add_argument(
+        "--force", action="store_true", help="replace an existing table file at --output"
+    )
+    _add_reading_options(p)
+    p.set_defaults(func=cmd_impute)
 
     p = sub.add_parser(
         "evaluate",

@@ -38,6 +38,7 @@ from pyro.poutine.trace_struct import Trace
 from torch import nn
 
 from ppvae.data.layout import Layout, TensorTable, mask_name
+from ppvae.input_masking import hide_cells
 from ppvae.likelihoods import slot_groups, slot_log_prob
 from ppvae.networks import Decoder, Encoder
 from ppvae.priors import Prior, priors
@@ -71,6 +72,7 @@ class TableModel(nn.Module):
     """
 
     latent_site = "z"
+    input_mask_rate = 0.0  # share of cells hidden from the encoder in training (TabularVAE sets it)
 
     def __init__(self, layout: Layout, likelihood: str = "normal"):
         super().__init__()
@@ -102,7 +104,10 @@ class TableModel(nn.Module):
             pyro.sample(group.name, group.distribution(params, mask), obs=obs)
 
     def features(self, data: TensorTable) -> torch.Tensor:
-        """Encoder input ``[n, input_dim]`` (cached on ``data`` when present)."""
+        """Encoder input ``[n, input_dim]`` (cached on ``data`` when present); in training,
+        random cells hidden at ``input_mask_rate`` (:func:`ppvae.input_masking.hide_cells`)."""
+        if self.training and self.input_mask_rate > 0:
+            return self.layout.features(hide_cells(self.layout, data, self.input_mask_rate))
         return data.features if data.features is not None else self.layout.features(data)
 
     # -- derived, one place each ---------------------------------------------------------

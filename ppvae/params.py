@@ -120,6 +120,11 @@ def _missing_values(name: str, value: Any) -> None:
             raise _fail(name, value, "a list of strings or numbers, e.g. missing_values=['?']")
 
 
+def _input_mask_rate(name: str, value: Any) -> None:
+    if not _real(value) or not 0.0 <= float(value) <= 0.5:
+        raise _fail(name, value, "a number in [0, 0.5] (the expected share of cells hidden)")
+
+
 def _epochs(name: str, value: Any) -> None:
     _positive(name, value)
 
@@ -184,6 +189,7 @@ CHECKS: dict[str, Callable[[str, Any], None]] = {
     "likelihood": _likelihood,
     "model": _spec_like("model"),
     "init": _spec_like("initialization"),
+    "input_mask_rate": _input_mask_rate,
     "continuous": _continuous,
     "kinds": _kinds,
     "missing_values": _missing_values,

@@ -39,10 +39,12 @@ from ppvae.initialization import Initialization, initializations
 from ppvae.model import TableModel, models
 from ppvae.objectives import Objective, objectives
 from ppvae.priors import Prior, priors
+from ppvae.proposal_training import fit_proposal, proposal_epochs
 from ppvae.spec import load_spec
 from ppvae.training import train
 
 SAMPLE_CHUNK = 65_536
+INPUT_MASK_RATE = 0.25
 
 
 class NotFittedError(RuntimeError):
@@ -66,6 +68,9 @@ class TabularVAE:
         own model/guide pair with ``@ppvae.models.register``).
     init: how the weights start (``ppvae.initialization``): ``random`` or
         ``{"name": "autoencoder", "epochs": 10}`` (KL-free epochs first).
+    input_mask_rate: after the fit, the encoder alone learns partial rows with this expected
+        share of cells hidden (0: skip), for ``sample(given=...)`` and ``impute``; the model,
+        hence unconditional sampling, is unchanged (docs/partial_rows.md).
     continuous: ``quantile`` (default) or ``mode_specific`` encoding of numeric columns.
     kinds: override inferred column kinds, e.g. ``{"zip": "categorical"}``.
     missing_values: extra markers read as missing, e.g. ``["?"]``.
@@ -88,6 +93,7 @@ class TabularVAE:
         likelihood: str = "normal",
         model: str | Mapping[str, Any] = "tabular",
         init: str | Mapping[str, Any] | Initialization = "random",
+        input_mask_rate: float = INPUT_MASK_RATE,
         continuous: str = "quantile",
         kinds: Mapping[str, str] | None = None,
         missing_values: Sequence[Any] | None = None,
@@ -107,6 +113,7 @@ class TabularVAE:
         self.likelihood = likelihood
         self.model = model
         self.init = init
+        self.input_mask_rate = input_mask_rate
         self.continuous = continuous
         self.kinds = kinds
         self.missing_values = missing_values
@@ -294,6 +301,19 @@ class TabularVAE:
                 module.prior.fit(module.posterior(initial)[1])
             if sync is not None:  # one prior: rank 0's fit
                 sync.share_state(module.prior)
+        if self.input_mask_rate > 0:  # the encoder learns partial rows; the model is kept
+            if initial is None:
+                initial = transformer.transform(split.sample).with_features(layout).to(device)
+            fit_proposal(
+                module,
+                initial,
+                float(self.input_mask_rate),
+                epochs=proposal_epochs(len(result.history)),
+                batch_size=batch_size,
+                lr=float(self.lr),
+            )
+            if sync is not None:  # one encoder: rank 0's
+                sync.share_state(module)
         self._set_fitted(
             transformer,
             module,
@@ -357,9 +377,11 @@ class TabularVAE:
 
     def sample(
         self,
-        n: int,
+        n: int | None = None,
         seed: int | None = None,
         condition: Mapping[str, torch.Tensor] | None = None,
+        given: Mapping[str, Any] | pd.DataFrame | None = None,
+        **inference: Any,
     ) -> pd.DataFrame:
         """``n`` synthetic rows drawn from the model: z ~ p(z), x ~ p(x | z).
 
@@ -367,8 +389,19 @@ class TabularVAE:
         the training table's columns, in order, with their dtypes. ``condition``: values for
         latent sites of the model, ``{site: tensor [n, ...]}`` (``poutine.condition``), e.g.
         ``{"z": z}`` to decode chosen codes or a custom model's label site.
+
+        ``given`` draws rows given some of their cells, by posterior inference over z (never
+        rejection; docs/partial_rows.md): ``{"sex": "Female", "age": (30, 40)}`` (exact values,
+        numeric ranges) for ``n`` rows, or a frame whose non-missing cells are fixed, one row
+        out per row in. Fixed columns come back exactly as given; ``out.attrs["inference"]``
+        holds the effective sample size per input row. ``inference``: options of
+        ``ppvae.posterior_resampling.resample_posterior`` (``num_particles``, ``min_ess``...).
         """
         self._check_fitted()
+        if given is not None:
+            return self._sample_given(n, seed, condition, given, inference)
+        if inference:
+            raise TypeError(f"sample() got unexpected option(s) {sorted(inference)}")
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
             raise ValueError(f"n must be a positive number of rows, got {n!r}")
         if condition is not None:
@@ -386,6 +419,61 @@ class TabularVAE:
                 for s in range(0, int(n), SAMPLE_CHUNK)
             ]
         out = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+        return out
+
+    @torch.no_grad()
+    def _sample_given(self, n, seed, condition, given, inference) -> pd.DataFrame:
+        from ppvae import partial_rows
+
+        if condition is not None:
+            raise ValueError("pass either condition= (latent sites) or given= (columns), not both")
+        if isinstance(given, pd.DataFrame):
+            if n is not None and n != len(given):
+                raise ValueError(
+                    f"given is a frame of {len(given)} rows, one output row each, but n={n!r}; "
+                    "leave n out (or repeat the frame's rows to get more)"
+                )
+            rows, draws = partial_rows.from_frame(self, given), 1
+        else:
+            if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
+                raise ValueError(f"n must be a positive number of rows, got {n!r}")
+            rows, draws = partial_rows.from_mapping(self, given), int(n)
+            # one partial row, n draws: enough particles for an ESS near n when q is good
+            inference.setdefault("num_particles", min(max(100, 2 * draws), 20_000))
+        with self._rng(seed):
+            out, report = partial_rows.draw(self, rows, draws, **inference)
+        if isinstance(given, pd.DataFrame):
+            out.index = given.index
+        out.attrs["inference"] = {
+            "ess": report.ess.tolist(),
+            "particles": report.particles.tolist(),
+            "acceptance": report.acceptance.tolist(),
+        }
+        return out
+
+    @torch.no_grad()
+    def impute(
+        self,
+        df: pd.DataFrame,
+        num_imputations: int = 5,
+        seed: int | None = None,
+        **inference: Any,
+    ) -> pd.DataFrame:
+        """``num_imputations`` completed copies of ``df``, as one long frame indexed by
+        ``(imputation, <df's index>)``: observed cells untouched, each missing cell a draw
+        from p(x_missing | x_observed) (docs/partial_rows.md). A row with every cell missing
+        gets unconditional draws. Summaries: ``ppvae.imputation.imputation_intervals`` and
+        ``point_estimate``; ``out.attrs["inference"]`` holds the ESS per row."""
+        from ppvae.imputation import impute
+
+        self._check_fitted()
+        with self._rng(seed):
+            out, report = impute(self, df, num_imputations, **inference)
+        out.attrs["inference"] = {
+            "ess": report.ess.tolist(),
+            "particles": report.particles.tolist(),
+            "acceptance": report.acceptance.tolist(),
+        }
         return out
 
     @torch.no_grad()

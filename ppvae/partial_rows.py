@@ -1,0 +1,398 @@
+r"""Rows drawn given some of their cells: ``TabularVAE.sample(given=...)`` and ``impute``.
+
+A request names, per row, the cells it fixes (``{"sex": "Female", "age": 30}``, or a frame
+whose non-missing cells are fixed) and optionally ranges of numeric columns
+(``{"age": (30, 40)}``). The steps:
+
+1. the fixed cells become a partial row: the other columns hidden
+   (:func:`ppvae.input_masking.observe_columns`), missingness indicators included;
+2. latent codes are drawn from :math:`p(z \mid x_S)` by importance resampling
+   (:mod:`ppvae.posterior_resampling`); a range adds :math:`\log P(lo \le x \le hi \mid z)`
+   to the weights, from the decoder's CDF of the column's slot;
+3. the free cells are drawn from :math:`p(x \mid z)` (a ranged column from its distribution
+   truncated to the range, by the inverse CDF), and the fixed cells are copied back exactly.
+
+Nothing is rejection-sampled: the cost of a rare condition is bounded by the particle budget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from numbers import Real
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from pyro import poutine
+
+from ppvae.data.errors import DataError
+from ppvae.data.identifiers import Identifier
+from ppvae.data.layout import TensorTable, mask_name
+from ppvae.data.schema import NUMERIC_KINDS
+from ppvae.data.transforms import CategoricalCodes, QuantileNormal
+from ppvae.input_masking import observe_columns
+from ppvae.likelihoods import slot_groups
+from ppvae.posterior_resampling import PosteriorDraws, resample_posterior
+
+RANGE_GRID = np.linspace(-4.5, 4.5, 9001)  # transformed values searched for a range's bounds
+
+
+@dataclass
+class PartialRows:
+    """Partial rows ready for inference.
+
+    ``table``: the slot tensors with free columns hidden (``n`` rows, on the model's
+    device); ``given``: the fixed cells (fitted columns, NaN where free); ``observed``
+    ``[n, n_columns]``: which cells are fixed (``layout.columns`` order); ``ranges``:
+    ``{column: (lo, hi)}`` for every row; ``range_slots``: ``{x_cont slot: (y_lo, y_hi)}``,
+    the same ranges on the model's scale."""
+
+    table: TensorTable
+    given: pd.DataFrame
+    observed: np.ndarray
+    ranges: dict[Any, tuple[float, float]] = field(default_factory=dict)
+    range_slots: dict[int, tuple[float, float]] = field(default_factory=dict)
+
+
+def _transforms(vae: Any) -> dict[Any, tuple[Any, Any]]:
+    tr = vae.transformer_
+    return {col.name: (col, t) for col, t in zip(tr.schema_.columns, tr.transforms_)}
+
+
+def _column_values(vae: Any, column: Any, y: np.ndarray) -> np.ndarray:
+    """The values of numeric ``column`` at transformed values ``y`` ``[k]`` of its one
+    continuous slot (through the full inverse: offsets, rounding, dtype)."""
+    layout = vae.layout_
+    tensors = {
+        group: torch.zeros(len(y), len(names), dtype=slot_groups.get(group).dtype)
+        for group, names in layout.slots.items()
+    }
+    tensors["x_cont"][:, layout.cont_names.index(column)] = torch.as_tensor(y)
+    out = vae.transformer_.inverse_transform(TensorTable(**tensors))[column]
+    return out.to_numpy(dtype=float)
+
+
+def _numeric_bounds(vae: Any, column: Any, t: Any) -> tuple[float, float] | None:
+    """Smallest and largest value the column's transform can produce (None: unbounded)."""
+    if not isinstance(t, QuantileNormal):
+        return None
+    lo, hi = _column_values(vae, column, np.array([-10.0, 10.0]))
+    return float(lo), float(hi)
+
+
+def _check_value(vae: Any, column: Any, value: Any, col: Any, t: Any) -> Any:
+    """One fixed cell of a ``given`` mapping, checked against the fitted column."""
+    if isinstance(t, Identifier):
+        raise DataError(
+            f"given[{column!r}]: {column!r} is an identifier column, generated and not "
+            "modelled, so rows cannot be conditioned on it; drop it from `given`"
+        )
+    if isinstance(t, CategoricalCodes):
+        if not t.known(np.array([value], dtype=object))[0]:
+            levels = [str(v) for v in t.levels[:10]]
+            more = " ..." if len(t.levels) > 10 else ""
+            raise DataError(
+                f"given[{column!r}] = {value!r} is not a level seen when fitting; pick one "
+                f"of {levels}{more}"
+            )
+        return value
+    if col.kind == "datetime":
+        return value
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise DataError(
+            f"given[{column!r}] must be a number (column {column!r} is numeric), got {value!r}; "
+            f"a range is a pair: given={{{column!r}: (low, high)}}"
+        ) from None
+    if not np.isfinite(number):
+        raise DataError(f"given[{column!r}] must be a finite number, got {value!r}")
+    if col.kind == "integer" and number != round(number):
+        raise DataError(
+            f"given[{column!r}] = {value!r}, but {column!r} holds whole numbers; pass one, or a "
+            f"range: given={{{column!r}: ({int(np.floor(number))}, {int(np.ceil(number))})}}"
+        )
+    bounds = _numeric_bounds(vae, column, t)
+    if bounds is not None and not bounds[0] <= number <= bounds[1]:
+        raise DataError(
+            f"given[{column!r}] = {value!r} is outside the range seen when fitting "
+            f"[{bounds[0]:g}, {bounds[1]:g}]; the model does not extrapolate: pass a value "
+            "inside it (or a range that overlaps it)"
+        )
+    return number
+
+
+def _range_slot(vae: Any, column: Any, bounds: Any, col: Any, t: Any) -> tuple[float, float]:
+    """A numeric range's bounds on the model's (transformed) scale."""
+    try:
+        lo, hi = (float(b) for b in bounds)
+    except (TypeError, ValueError):
+        raise DataError(
+            f"given[{column!r}] = {bounds!r}: a range is a pair of numbers (low, high)"
+        ) from None
+    if not (isinstance(t, QuantileNormal) and col.kind in ("continuous", "integer")):
+        raise DataError(
+            f"given[{column!r}] is a range, which needs a numeric column with "
+            "continuous='quantile' (the default); pass an exact value instead"
+        )
+    if not lo <= hi:
+        raise DataError(
+            f"given[{column!r}] = {bounds!r}: the range's low end is above its high end"
+        )
+    groups = [g for g in vae.model_.slot_groups if g.name == "x_cont"]
+    family = getattr(groups[0], "family", None) if groups else None
+    try:
+        family(torch.zeros(1, 1, family.num_params)).cdf(torch.zeros(1, 1))
+    except (NotImplementedError, TypeError, AttributeError):
+        raise DataError(
+            f"given[{column!r}] is a range, which needs a likelihood with a CDF ('normal' or "
+            "'laplace'); refit with one, or pass an exact value"
+        ) from None
+    x = _column_values(vae, column, RANGE_GRID)
+    inside = np.flatnonzero((x >= lo) & (x <= hi))
+    if len(inside) == 0:
+        seen = _numeric_bounds(vae, column, t)
+        raise DataError(
+            f"given[{column!r}] = ({lo:g}, {hi:g}) holds no value the model produces (seen when "
+            f"fitting: [{seen[0]:g}, {seen[1]:g}]); pass a range that overlaps it"
+        )
+    half = (RANGE_GRID[1] - RANGE_GRID[0]) / 2
+    y_lo = -np.inf if inside[0] == 0 else RANGE_GRID[inside[0]] - half
+    y_hi = np.inf if inside[-1] == len(RANGE_GRID) - 1 else RANGE_GRID[inside[-1]] + half
+    return float(y_lo), float(y_hi)
+
+
+def _placeholders(vae: Any, n: int) -> pd.DataFrame:
+    """``n`` rows of valid values (each column's first level / median): fillers for free cells
+    before the transform, which then hides them."""
+    layout = vae.layout_
+    tensors = {}
+    for group, names in layout.slots.items():
+        dtype = slot_groups.get(group).dtype
+        tensors[group] = torch.zeros(n, len(names), dtype=dtype)
+    return vae.transformer_.inverse_transform(TensorTable(**tensors))
+
+
+def _fill(placeholder: pd.Series, given: pd.Series, fixed: np.ndarray) -> pd.Series:
+    values = placeholder.astype(object).to_numpy(copy=True)
+    values[fixed] = given.to_numpy(dtype=object)[fixed]
+    out = pd.Series(values, index=placeholder.index)
+    try:
+        return out.astype(placeholder.dtype)
+    except (TypeError, ValueError):
+        return out
+
+
+def _build(vae: Any, given: pd.DataFrame, observed: np.ndarray) -> TensorTable:
+    """Slot tensors of the fixed cells, free columns hidden."""
+    layout = vae.layout_
+    filled = _placeholders(vae, len(given))
+    for j, column in enumerate(layout.columns):
+        if observed[:, j].any():
+            filled[column] = _fill(filled[column], given[column], observed[:, j])
+    table = vae.transformer_.transform(filled)
+    mask = torch.as_tensor(observed)
+    return observe_columns(layout, table, mask).to(vae.model_device)
+
+
+def _check_columns(vae: Any, columns: Any, what: str) -> None:
+    unknown = [c for c in columns if c not in vae.layout_.columns]
+    if unknown:
+        raise DataError(
+            f"{what} names column(s) {unknown} the model was not fitted on; its columns are "
+            f"{list(vae.layout_.columns)}"
+        )
+
+
+def from_mapping(vae: Any, given: Mapping[Any, Any]) -> PartialRows:
+    """One partial row from ``{column: value or (low, high)}``; every check names the
+    column."""
+    if not isinstance(given, Mapping):
+        raise DataError(
+            f"given must be a mapping {{column: value}} or a DataFrame, got {type(given).__name__}"
+        )
+    _check_columns(vae, list(given), "given")
+    info = _transforms(vae)
+    layout = vae.layout_
+    row: dict[Any, Any] = {c: np.nan for c in layout.columns}
+    ranges, range_slots = {}, {}
+    observed = np.zeros((1, len(layout.columns)), dtype=bool)
+    for column, value in given.items():
+        col, t = info[column]
+        j = layout.columns.index(column)
+        if isinstance(value, (tuple, list)) and col.kind in NUMERIC_KINDS:
+            y = _range_slot(vae, column, value, col, t)
+            ranges[column] = (float(value[0]), float(value[1]))
+            range_slots[layout.cont_names.index(column)] = y
+            continue
+        if value is None or (isinstance(value, Real) and np.isnan(value)):
+            raise DataError(
+                f"given[{column!r}] is missing (None/NaN): leave the column out instead"
+            )
+        row[column] = _check_value(vae, column, value, col, t)
+        observed[0, j] = True
+    frame = pd.DataFrame([row], columns=list(layout.columns))
+    table = _build(vae, frame, observed)
+    if ranges:  # a value in a range is not missing: its missingness indicator is observed
+        for column in ranges:
+            if column in layout.miss_names:
+                i = layout.miss_names.index(column)
+                table[mask_name("x_miss")][:, i] = True
+                table["x_miss"][:, i] = 0.0
+    return PartialRows(table, frame, observed, ranges, range_slots)
+
+
+def from_frame(vae: Any, frame: pd.DataFrame, what: str = "given") -> PartialRows:
+    """Partial rows from a frame: its non-missing cells are fixed; columns it lacks are free."""
+    if not isinstance(frame, pd.DataFrame):
+        raise DataError(f"{what} must be a DataFrame, got {type(frame).__name__}")
+    if len(frame) == 0:
+        raise DataError(f"{what} has no rows")
+    if frame.columns.duplicated().any():
+        dup = list(frame.columns[frame.columns.duplicated()])
+        raise DataError(f"{what} has duplicated column(s) {dup}; keep one of each")
+    _check_columns(vae, list(frame.columns), what)
+    layout = vae.layout_
+    given = pd.DataFrame(index=range(len(frame)), columns=list(layout.columns), dtype=object)
+    observed = np.zeros((len(frame), len(layout.columns)), dtype=bool)
+    info = _transforms(vae)
+    for j, column in enumerate(layout.columns):
+        if column not in frame.columns or isinstance(info[column][1], Identifier):
+            continue
+        s = frame[column].reset_index(drop=True)
+        observed[:, j] = s.notna().to_numpy()
+        given[column] = s.astype(object)
+    return PartialRows(_build(vae, given, observed), given, observed)
+
+
+def _slot_distribution(fn: Any, slot: int) -> Any:
+    """The distribution ``[N]`` of one continuous slot from the ``x_cont`` site's ``fn``
+    (a location-scale family with a CDF: Normal or Laplace)."""
+    base = fn
+    while hasattr(base, "base_dist"):
+        base = base.base_dist
+    return type(base)(base.loc[..., slot], base.scale[..., slot])
+
+
+def _truncated(fn: Any, slot: int, y_lo: float, y_hi: float) -> torch.Tensor:
+    """Draws of one continuous slot from its distribution truncated to [y_lo, y_hi]."""
+    one = _slot_distribution(fn, slot)
+    loc = one.loc
+    lo = one.cdf(torch.full_like(loc, y_lo))
+    hi = one.cdf(torch.full_like(loc, y_hi))
+    u = lo + (hi - lo) * torch.rand_like(loc)
+    y = one.icdf(u.clamp(1e-7, 1 - 1e-7))
+    return y.clamp(max(y_lo, -10.0), min(y_hi, 10.0))
+
+
+def _range_log_prob(vae: Any, rows: PartialRows):
+    """``log P(range conditions | z)`` per line, for the importance weights."""
+    module = vae.model_
+
+    def extra(z: torch.Tensor, _rows: torch.Tensor) -> torch.Tensor:
+        model = poutine.condition(module.model, data={module.latent_site: z})
+        fn = poutine.trace(model).get_trace(None, num_rows=len(z)).nodes["x_cont"]["fn"]
+        total = torch.zeros(len(z), device=z.device)
+        for slot, (y_lo, y_hi) in rows.range_slots.items():
+            one = _slot_distribution(fn, slot)
+            loc = one.loc
+            p = one.cdf(torch.full_like(loc, y_hi)) - one.cdf(torch.full_like(loc, y_lo))
+            total = total + torch.log(p.clamp_min(1e-30))
+        return total
+
+    return extra
+
+
+def decode(
+    vae: Any, latents: Mapping[str, torch.Tensor], rows: PartialRows, fill_missing: bool
+) -> pd.DataFrame:
+    """Rows drawn from p(x | latents) (``[N, ...]`` each), ranged slots truncated; with
+    ``fill_missing`` no cell is drawn missing (imputation fills values)."""
+    module = vae.model_
+    n = len(next(iter(latents.values())))
+    nodes = (
+        poutine.trace(poutine.condition(module.model, data=dict(latents)))
+        .get_trace(None, num_rows=n)
+        .nodes
+    )
+    tensors = {}
+    for name, slots in vae.layout_.slots.items():
+        dtype = slot_groups.get(name).dtype
+        if name in nodes:
+            value = nodes[name]["value"].reshape(n, len(slots)).to(dtype).clone()
+        else:
+            value = torch.zeros(n, len(slots), dtype=dtype, device=vae.model_device)
+        tensors[name] = value
+    for slot, (y_lo, y_hi) in rows.range_slots.items():
+        tensors["x_cont"][:, slot] = _truncated(nodes["x_cont"]["fn"], slot, y_lo, y_hi)
+    if fill_missing:
+        tensors["x_miss"] = torch.zeros_like(tensors["x_miss"])
+    for column in rows.ranges:
+        if column in vae.layout_.miss_names:
+            tensors["x_miss"][:, vae.layout_.miss_names.index(column)] = 0.0
+    return vae.transformer_.inverse_transform(TensorTable(**tensors).to("cpu"))
+
+
+def draw(
+    vae: Any,
+    rows: PartialRows,
+    num_draws: int,
+    fill_missing: bool = False,
+    **options: Any,
+) -> tuple[pd.DataFrame, PosteriorDraws]:
+    """``num_draws`` completed rows per partial row (row ``i``'s draws consecutive) and the
+    inference report; fixed cells equal the given ones, ranged cells lie in their range.
+    ``options`` go to :func:`ppvae.posterior_resampling.resample_posterior`."""
+    extra = _range_log_prob(vae, rows) if rows.range_slots else None
+    post = resample_posterior(vae.model_, rows.table, num_draws, extra=extra, **options)
+    flat = {k: v.reshape(-1, *v.shape[2:]) for k, v in post.latents.items()}
+    out = decode(vae, flat, rows, fill_missing)
+    index = np.repeat(np.arange(len(rows.given)), num_draws)
+    for j, column in enumerate(vae.layout_.columns):
+        fixed = rows.observed[index, j]
+        if fixed.any():
+            given = rows.given[column].to_numpy(dtype=object)[index]
+            out[column] = _overwrite(out[column], given, fixed)
+    for column, (lo, hi) in rows.ranges.items():
+        out[column] = out[column].clip(lo, hi)
+    return out, post
+
+
+def _overwrite(values: pd.Series, given: np.ndarray, fixed: np.ndarray) -> pd.Series:
+    """``values`` with the ``fixed`` cells replaced by ``given`` (the caller's values, exactly;
+    the dtype widened only when needed)."""
+    merged = values.astype(object).to_numpy(copy=True)
+    merged[fixed] = given[fixed]
+    out = pd.Series(merged, index=values.index, name=values.name)
+    try:
+        converted = out.astype(values.dtype)
+        same = (converted.astype(object).to_numpy()[fixed] == given[fixed]).all()
+        return converted if same else out.infer_objects()
+    except (TypeError, ValueError):
+        return out.infer_objects()
+
+
+def given_from_text(vae: Any, items: list[str]) -> dict[Any, Any]:
+    """``["sex=Female", "age=30", "age=30:40"]`` (the CLI's ``--given``) as a ``given``
+    mapping: numeric columns read as numbers, ``low:high`` as a range; other columns match a
+    level by its text."""
+    info = _transforms(vae)
+    out: dict[Any, Any] = {}
+    for item in items:
+        column, sep, text = item.partition("=")
+        if not sep or not column:
+            raise DataError(f"--given {item!r}: write COLUMN=VALUE (or COLUMN=LOW:HIGH)")
+        _check_columns(vae, [column], f"--given {item!r}")
+        if column in out:
+            raise DataError(f"--given names {column!r} twice; give each column once")
+        col, t = info[column]
+        if isinstance(t, CategoricalCodes):
+            levels = {str(level): level for level in t.levels}
+            out[column] = levels.get(text, text)
+        elif col.kind in ("continuous", "integer") and ":" in text:
+            out[column] = tuple(text.split(":", 1))
+        else:
+            out[column] = text
+    return out
