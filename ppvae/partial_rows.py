@@ -350,11 +350,16 @@ def draw(
     flat = {k: v.reshape(-1, *v.shape[2:]) for k, v in post.latents.items()}
     out = decode(vae, flat, rows, fill_missing)
     index = np.repeat(np.arange(len(rows.given)), num_draws)
+    fixed_cells = pd.DataFrame(False, index=out.index, columns=out.columns)
     for j, column in enumerate(vae.layout_.columns):
         fixed = rows.observed[index, j]
         if fixed.any():
             given = rows.given[column].to_numpy(dtype=object)[index]
             out[column] = _overwrite(out[column], given, fixed)
+            fixed_cells[column] = fixed
+    # the value rules learned at fit (ppvae.data.dependencies) again, now that the given
+    # cells are in: the drawn cells follow the given ones (education-num from education)
+    out = vae.transformer_.rules_.apply(out, fixed=fixed_cells)
     for column, (lo, hi) in rows.ranges.items():
         out[column] = out[column].clip(lo, hi)
     return out, post

@@ -101,9 +101,11 @@ class ValueRules:
         self.rules = rules
         return self
 
-    def apply(self, df: pd.DataFrame) -> pd.DataFrame:
+    def apply(self, df: pd.DataFrame, fixed: pd.DataFrame | None = None) -> pd.DataFrame:
         """``df`` with every rule enforced (repeated until no value changes, so chains such
-        as ``A -> B -> C`` hold too)."""
+        as ``A -> B -> C`` hold too). ``fixed``: a boolean frame like ``df`` of cells no rule
+        may change (values a caller conditioned on); a rule whose consequence is fixed is
+        skipped for that row, so the rule in the other direction decides."""
         if not self.rules:
             return df
         out = df.copy()
@@ -111,6 +113,8 @@ class ValueRules:
             changed = False
             for a_col, a, b_col, b in self.rules:
                 mask = _matches(out[a_col], a) & ~_matches(out[b_col], b)
+                if fixed is not None:
+                    mask &= ~fixed[b_col].to_numpy()
                 if mask.any():
                     out.loc[mask, b_col] = np.nan if b is None else b
                     changed = True
