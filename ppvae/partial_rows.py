@@ -31,6 +31,7 @@ from ppvae.data.errors import DataError
 from ppvae.data.identifiers import Identifier
 from ppvae.data.layout import TensorTable, mask_name
 from ppvae.data.schema import NUMERIC_KINDS
+from ppvae.data.support import EmpiricalSupport
 from ppvae.data.transforms import CategoricalCodes, QuantileNormal
 from ppvae.input_masking import observe_columns
 from ppvae.likelihoods import slot_groups
@@ -90,6 +91,11 @@ def _check_value(vae: Any, column: Any, value: Any, col: Any, t: Any) -> Any:
             "modelled, so rows cannot be conditioned on it; drop it from `given`"
         )
     if isinstance(t, CategoricalCodes):
+        if isinstance(value, (tuple, list)):
+            raise DataError(
+                f"given[{column!r}] = {value!r}: {column!r} is modelled as categorical (few "
+                "distinct values), so it takes one level, not a range; pass one of its levels"
+            )
         if not t.known(np.array([value], dtype=object))[0]:
             levels = [str(v) for v in t.levels[:10]]
             more = " ..." if len(t.levels) > 10 else ""
@@ -132,7 +138,9 @@ def _range_slot(vae: Any, column: Any, bounds: Any, col: Any, t: Any) -> tuple[f
         raise DataError(
             f"given[{column!r}] = {bounds!r}: a range is a pair of numbers (low, high)"
         ) from None
-    if not (isinstance(t, QuantileNormal) and col.kind in ("continuous", "integer")):
+    # one monotone continuous slot: the quantile transform, or its finite-support variant
+    monotone = isinstance(t, (QuantileNormal, EmpiricalSupport))
+    if not (monotone and col.kind in ("continuous", "integer")):
         raise DataError(
             f"given[{column!r}] is a range, which needs a numeric column with "
             "continuous='quantile' (the default); pass an exact value instead"

@@ -328,3 +328,23 @@ def test_value_rules_follow_the_given_cells():
     assert (rows["level"] == "b").all() and (rows["code"] == 2).all()
     rows = fitted.sample(50, given={"code": 3}, seed=0)
     assert (rows["code"] == 3).all() and (rows["level"] == "c").all()
+
+
+def test_a_range_on_a_column_with_few_values():
+    """A column with a finite support (ppvae.data.support) takes ranges too: every drawn
+    value lies in the range and is a value the column takes."""
+    rng = np.random.default_rng(1)
+    df = pd.DataFrame({"n": rng.integers(0, 40, size=600), "x": rng.normal(size=600)})
+    options = dict(latent_dim=2, hidden=(16,), epochs=2, seed=0, verbose=False)
+    fitted = ppvae.TabularVAE(**options).fit(df)
+    rows = fitted.sample(100, given={"n": (10, 20)}, seed=0)
+    assert rows["n"].between(10, 20).all() and set(rows["n"]) <= set(df["n"])
+
+
+def test_a_range_on_a_categorical_column_is_a_clear_error():
+    rng = np.random.default_rng(1)
+    df = pd.DataFrame({"n": rng.integers(0, 6, size=600), "x": rng.normal(size=600)})
+    options = dict(latent_dim=2, hidden=(16,), epochs=1, seed=0, verbose=False)
+    fitted = ppvae.TabularVAE(**options).fit(df)
+    with pytest.raises(DataError, match="'n' is modelled as categorical"):
+        fitted.sample(10, given={"n": (2, 3)}, seed=0)
