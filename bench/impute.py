@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 from metrics import detection_auc, one_thread, quality
 from tables import RESULTS, load, ppvae_options, setup, split
 
@@ -34,12 +35,15 @@ import ppvae
 from ppvae.imputation import imputation_intervals, point_estimate
 
 TABLES = ["adult", "default", "shoppers", "diamonds"]
-ROWS = 3_000
-EPOCHS = 40  # a cap (early stopping may end sooner): 2 CPU cores shared by 5 busy sessions
+ROWS = None  # every row of each table
+EPOCHS = None  # the default budget (early stopping)
+SCORED_ROWS = 2_000  # a seeded subset of the holdout's rows is masked and scored
 MASK_SHARE = 0.2
 DRAWS = 20
 RATES = [0.0, 0.1, 0.25, 0.5]
 MASKS = RESULTS / "impute_masks"
+#: where ``fit`` keeps the full-budget models that the report then loads (one per table)
+MODELS = Path("/tmp/ppvae-impute-models")
 
 
 def numeric(s: pd.Series) -> bool:
@@ -58,8 +62,36 @@ def mcar_mask(df: pd.DataFrame, seed: int, name: str | None = None) -> pd.DataFr
 
 
 def fit_vae(name: str, train: pd.DataFrame, **options) -> ppvae.TabularVAE:
-    opts = ppvae_options(name, epochs=EPOCHS, missing_values=[], **options)
+    opts = ppvae_options(name, missing_values=[], **options)
+    if EPOCHS:
+        opts.setdefault("epochs", EPOCHS)
     return ppvae.TabularVAE(**opts).fit(train)
+
+
+def table_split(name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The table's (train, holdout); Adult's training part also keeps the one row of a
+    single-row ``native-country`` level (for the conditional part; the holdout is unchanged)."""
+    train, holdout = split(load(name, rows=ROWS), seen_levels=True)
+    if name == "adult":
+        full = load("adult")
+        counts = full["native-country"].value_counts()
+        single = counts[counts == 1].index[0]
+        if not (train["native-country"] == single).any():
+            train = pd.concat([train, full[full["native-country"] == single]], ignore_index=True)
+    return train, holdout
+
+
+def fitted(name: str, train: pd.DataFrame) -> tuple[ppvae.TabularVAE, float]:
+    """The table's model saved by ``fit`` (with its fit seconds), or a fresh fit."""
+    where = MODELS / name
+    if (where / "fit_seconds.json").is_file():
+        return ppvae.load(where), json.loads((where / "fit_seconds.json").read_text())
+    t = time.perf_counter()
+    vae = fit_vae(name, train)
+    seconds = time.perf_counter() - t
+    vae.save(where, force=True)
+    (where / "fit_seconds.json").write_text(json.dumps(seconds))
+    return vae, seconds
 
 
 def score(
@@ -121,13 +153,36 @@ def iterative(train: pd.DataFrame, masked: pd.DataFrame, trees: bool) -> pd.Data
 
 
 # -- the report -----------------------------------------------------------------------------
-def coverage(true: pd.DataFrame, lo: pd.DataFrame, hi: pd.DataFrame, mask: pd.DataFrame) -> float:
+def coverage(
+    true: pd.DataFrame, lo: pd.DataFrame, hi: pd.DataFrame, mask: pd.DataFrame, rows=None
+) -> float:
+    """Share of masked numeric cells (of ``rows``, a boolean [rows] filter) inside [lo, hi]."""
     hits = []
     for c in lo.columns:
-        m = mask[c].to_numpy()
+        m = mask[c].to_numpy() if rows is None else mask[c].to_numpy() & rows
         x = true[c].to_numpy(float)[m]
         hits.append((lo[c].to_numpy(float)[m] <= x) & (x <= hi[c].to_numpy(float)[m]))
-    return float(np.mean(np.concatenate(hits)))
+    hits = np.concatenate(hits)
+    return float(np.mean(hits)) if len(hits) else np.nan
+
+
+def linear_intervals(draws: pd.DataFrame, level: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The previous intervals, for comparison: pandas' default quantiles (k-1)/(m-1)."""
+    grouped = draws.select_dtypes("number").groupby(level=1, sort=False)
+    return grouped.quantile((1 - level) / 2), grouped.quantile(1 - (1 - level) / 2)
+
+
+def outside_draws(true: pd.DataFrame, draws: pd.DataFrame, mask: pd.DataFrame) -> tuple:
+    """Shares of masked numeric cells whose true value is below every draw / above every
+    draw (each 1/(m+1) = 0.048 for calibrated continuous draws, less with ties)."""
+    below, above = [], []
+    for c in draws.select_dtypes("number").columns:
+        m = mask[c].to_numpy()
+        values = draws[c].to_numpy(float).reshape(DRAWS, len(true))[:, m]
+        x = true[c].to_numpy(float)[m]
+        below.append(x < values.min(0))
+        above.append(x > values.max(0))
+    return float(np.mean(np.concatenate(below))), float(np.mean(np.concatenate(above)))
 
 
 def reliability(true: pd.DataFrame, draws: pd.DataFrame, mask: pd.DataFrame) -> pd.DataFrame:
@@ -148,8 +203,9 @@ def reliability(true: pd.DataFrame, draws: pd.DataFrame, mask: pd.DataFrame) -> 
 
 
 def impute_table(name: str) -> tuple[list[dict], dict, pd.DataFrame]:
-    df = load(name, rows=ROWS)
-    train, holdout = split(df, seen_levels=True)
+    train, holdout = table_split(name)
+    if SCORED_ROWS and len(holdout) > SCORED_ROWS:
+        holdout = holdout.sample(SCORED_ROWS, random_state=11).reset_index(drop=True)
     mask = mcar_mask(holdout, seed=11, name=name)
     masked = holdout.mask(mask)
     ranges = {c: float(train[c].max() - train[c].min()) or 1.0 for c in train if numeric(train[c])}
@@ -169,53 +225,45 @@ def impute_table(name: str) -> tuple[list[dict], dict, pd.DataFrame]:
                 "seconds": seconds,
             }
         )
-    t = time.perf_counter()
-    vae = fit_vae(name, train)
-    fit_seconds = time.perf_counter() - t
+        print(out[-1], flush=True)
+    vae, fit_seconds = fitted(name, train)
     t = time.perf_counter()
     draws = vae.impute(masked, num_imputations=DRAWS, seed=0)
     impute_seconds = time.perf_counter() - t
     best = point_estimate(draws).reset_index(drop=True)
     single = draws.xs(0, level="imputation").reset_index(drop=True)
     total = fit_seconds + impute_seconds
-    out.append(
-        {
-            "table": name,
-            "method": "ppvae (best guess)",
-            **score(holdout, best, mask, ranges),
-            "seconds": total,
-        }
-    )
-    out.append(
-        {
-            "table": name,
-            "method": "ppvae (one draw)",
-            **score(holdout, single, mask, ranges),
-            "seconds": total,
-        }
-    )
+    for method, guess in (("ppvae (best guess)", best), ("ppvae (one draw)", single)):
+        out.append({"table": name, "method": method, **score(holdout, guess, mask, ranges)})
+        out[-1]["seconds"] = total
     lo, hi = imputation_intervals(draws, 0.9)
     lo, hi = lo.reset_index(drop=True), hi.reset_index(drop=True)
+    old_lo, old_hi = linear_intervals(draws, 0.9)
     ess = np.asarray(draws.attrs["inference"]["ess"])
+    below, above = outside_draws(holdout, draws, mask)
     calib = {
         "table": name,
         "coverage_90": coverage(holdout, lo, hi, mask),
+        "coverage_90_previous_quantiles": coverage(
+            holdout, old_lo.reset_index(drop=True), old_hi.reset_index(drop=True), mask
+        ),
+        "coverage_90_rows_ess_below_20": coverage(holdout, lo, hi, mask, ess < 20),
+        "coverage_90_rows_ess_20_up": coverage(holdout, lo, hi, mask, ess >= 20),
+        "true_below_all_draws": below,
+        "true_above_all_draws": above,
         "masked_numeric_cells": int(sum(mask[c].sum() for c in lo.columns)),
         "ess_median": float(np.median(ess)),
         "ess_below_20": float(np.mean(ess < 20)),
+        "particles_mean": float(np.mean(draws.attrs["inference"]["particles"])),
         "fit_seconds": fit_seconds,
         "impute_seconds": impute_seconds,
         "epochs_run": int(len(vae.history_)),
+        "train_rows": len(train),
+        "scored_rows": len(holdout),
     }
+    print(calib, flush=True)
     rel = reliability(holdout, draws.reset_index(drop=True), mask).assign(table=name)
-    cost = []
-    if name in ("adult", "shoppers"):  # what the proposal phase costs: the same fit without it
-        plain = fit_vae(name, train, input_mask_rate=0.0)
-        for rate, model in ((0.0, plain), (vae.input_mask_rate, vae)):
-            cost.append({"table": name, "input_mask_rate": rate, **fidelity(model, holdout)})
-        same = plain.sample(2000, seed=5).equals(vae.sample(2000, seed=5))
-        cost[-1]["identical_samples_to_rate_0"] = same
-    return out, calib, rel, cost
+    return out, calib, rel, []
 
 
 # -- conditional sampling on Adult ----------------------------------------------------------
@@ -236,11 +284,8 @@ def conditional(n: int = 1_000) -> list[dict]:
     full = load("adult")
     counts = full["native-country"].value_counts()
     single = counts[counts == 1].index[0]  # a level of one row in the whole table
-    df = load("adult", rows=ROWS * 3)
-    train, _ = split(df, seen_levels=True)
-    if not (train["native-country"] == single).any():  # keep that one row in training
-        train = pd.concat([train, full[full["native-country"] == single]], ignore_index=True)
-    vae = fit_vae("adult", train)
+    train, _ = table_split("adult")  # that row is kept in the training part
+    vae, _ = fitted("adult", train)
     conditions = {
         "sex=Female": {"sex": "Female"},
         "education=Doctorate & sex=Female": {"education": "Doctorate", "sex": "Female"},
@@ -406,8 +451,28 @@ def write(
     )
 
 
+def conditional_and_write() -> None:
+    """The Adult conditional part, then the report from the CSVs of the runs."""
+    cond = pd.DataFrame(conditional())
+    cond.to_csv(RESULTS / "impute_conditional.csv", index=False)
+    print(cond, flush=True)
+    write(
+        pd.read_csv(RESULTS / "impute.csv"),
+        pd.read_csv(RESULTS / "impute_calibration.csv"),
+        pd.read_csv(RESULTS / "impute_reliability_pairs.csv.gz"),
+        cond,
+        pd.read_csv(RESULTS / "impute_cost.csv"),  # the previous round's run (see write)
+    )
+
+
 def main() -> None:
     setup()
+    torch.set_num_threads(1)  # 2 CPU cores shared by 3 busy sessions
+    if sys.argv[1:] == ["fit"]:  # the full-budget models, saved under MODELS
+        for name in TABLES:
+            vae, seconds = fitted(name, table_split(name)[0])
+            print(name, f"{seconds:.0f} s", len(vae.history_), "epochs", flush=True)
+        return
     if sys.argv[1:] == ["select"]:
         select_rate()
         return
@@ -420,42 +485,25 @@ def main() -> None:
             pd.read_csv(RESULTS / "impute_cost.csv"),
         )
         return
-    if sys.argv[1:] == ["conditional"]:  # after a full run stopped there: finish from its CSVs
-        cond = pd.DataFrame(conditional())
-        cond.to_csv(RESULTS / "impute_conditional.csv", index=False)
-        print(cond, flush=True)
-        df = load("adult", rows=ROWS)
-        train, holdout = split(df, seen_levels=True)
-        mask = mcar_mask(holdout, seed=11)
-        draws = fit_vae("adult", train).impute(holdout.mask(mask), num_imputations=DRAWS, seed=0)
-        rel = reliability(holdout, draws.reset_index(drop=True), mask).assign(table="adult")
-        rel.to_csv(RESULTS / "impute_reliability_pairs.csv.gz", index=False)
-        write(
-            pd.read_csv(RESULTS / "impute.csv"),
-            pd.read_csv(RESULTS / "impute_calibration.csv"),
-            rel,
-            cond,
-            pd.read_csv(RESULTS / "impute_cost.csv"),
-        )
+    if sys.argv[1:] == ["conditional"]:
+        conditional_and_write()
         return
-    results, calib, rels, cost = [], [], [], []
-    for name in TABLES:
-        r, c, rel, fid = impute_table(name)
-        results += r
-        calib.append(c)
-        rels.append(rel)
-        cost += fid
-        print(pd.DataFrame(r), c, fid, flush=True)
-        pd.DataFrame(results).to_csv(RESULTS / "impute.csv", index=False)  # partial, per table
-        pd.DataFrame(calib).to_csv(RESULTS / "impute_calibration.csv", index=False)
-        pd.DataFrame(cost).to_csv(RESULTS / "impute_cost.csv", index=False)
-    cond = pd.DataFrame(conditional())
-    cond.to_csv(RESULTS / "impute_conditional.csv", index=False)
-    print(cond, flush=True)
-    cost = pd.DataFrame(cost)
-    write(
-        pd.DataFrame(results), pd.DataFrame(calib), pd.concat(rels, ignore_index=True), cond, cost
-    )
+    # ``tables NAME...``: only those tables, merged into the CSVs of earlier runs
+    names = sys.argv[2:] if sys.argv[1:2] == ["tables"] else TABLES
+    for name in names:
+        r, c, rel, _ = impute_table(name)
+        for part, file in (
+            (pd.DataFrame(r), "impute.csv"),
+            (pd.DataFrame([c]), "impute_calibration.csv"),
+            (rel, "impute_reliability_pairs.csv.gz"),
+        ):
+            path = RESULTS / file
+            if path.is_file():  # this table's rows replace those of an earlier run
+                old = pd.read_csv(path)
+                part = pd.concat([old[old["table"] != name], part], ignore_index=True)
+            part.to_csv(path, index=False)
+    if names is TABLES:
+        conditional_and_write()
 
 
 if __name__ == "__main__":

@@ -355,9 +355,19 @@ def draw(
     ``options`` go to :func:`ppvae.posterior_resampling.resample_posterior`."""
     extra = _range_log_prob(vae, rows) if rows.range_slots else None
     post = resample_posterior(vae.model_, rows.table, num_draws, extra=extra, **options)
-    flat = {k: v.reshape(-1, *v.shape[2:]) for k, v in post.latents.items()}
+    return complete(vae, rows, post.latents, fill_missing), post
+
+
+def complete(
+    vae: Any, rows: PartialRows, latents: Mapping[str, torch.Tensor], fill_missing: bool
+) -> pd.DataFrame:
+    """One completed row per latent draw ``{site: [n, k, ...]}`` (k per partial row, row
+    ``i``'s consecutive): free cells from p(x | z), fixed cells exactly as given, the value
+    rules applied, ranged cells in their range."""
+    n, k = next(iter(latents.values())).shape[:2]
+    flat = {name: v.reshape(-1, *v.shape[2:]) for name, v in latents.items()}
     out = decode(vae, flat, rows, fill_missing)
-    index = np.repeat(np.arange(len(rows.given)), num_draws)
+    index = np.repeat(np.arange(n), k)
     fixed_cells = pd.DataFrame(False, index=out.index, columns=out.columns)
     for j, column in enumerate(vae.layout_.columns):
         fixed = rows.observed[index, j]
@@ -370,7 +380,7 @@ def draw(
     out = vae.transformer_.rules_.apply(out, fixed=fixed_cells)
     for column, (lo, hi) in rows.ranges.items():
         out[column] = out[column].clip(lo, hi)
-    return out, post
+    return out
 
 
 def _overwrite(values: pd.Series, given: np.ndarray, fixed: np.ndarray) -> pd.Series:
