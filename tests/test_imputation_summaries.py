@@ -51,9 +51,7 @@ def test_too_few_draws_for_the_level_give_the_extreme_draws():
 def vae() -> ppvae.TabularVAE:
     rng = np.random.default_rng(0)
     x = rng.normal(size=300)
-    df = pd.DataFrame(
-        {"x": x, "c": np.where(x > 0.5, "hi", np.where(x < -0.5, "lo", "mid"))}
-    )
+    df = pd.DataFrame({"x": x, "c": np.where(x > 0.5, "hi", np.where(x < -0.5, "lo", "mid"))})
     options = dict(latent_dim=2, hidden=(16,), epochs=5, seed=0, verbose=False)
     return ppvae.TabularVAE(prior="standard_normal", **options).fit(df)
 
