@@ -143,7 +143,9 @@ best = point_estimate(draws)
 draws.xs(0, level="imputation").head()
 
 # %% [markdown]
-# Each hidden `age` and `hours-per-week` cell with its 90% interval from the draws, against
+# Each hidden `age` and `hours-per-week` cell with its 90% interval from the draws
+# (`imputation_intervals`: quantiles at plotting positions k/(m+1), so that calibrated draws
+# cover 90%) and its best guess (`point_estimate`: the posterior predictive mean), against
 # the true value (first 40 hidden cells of each):
 
 # %%
@@ -158,7 +160,7 @@ for ax, column in zip(axes, ["age", "hours-per-week"]):
         color="tab:blue",
         label="90% interval",
     )
-    ax.plot(x, best[column].to_numpy()[idx], "o", color="tab:blue", ms=3, label="mean of draws")
+    ax.plot(x, best[column].to_numpy()[idx], "o", color="tab:blue", ms=3, label="best guess")
     ax.plot(x, test[column].to_numpy()[idx], "x", color="black", label="true value")
     ax.set_title(column)
     ax.set_xlabel("hidden cell")
@@ -166,8 +168,9 @@ axes[0].legend()
 fig.tight_layout()
 
 # %% [markdown]
-# Scores on the hidden cells: interval coverage and the error of the mean of the draws
-# (numeric), and the accuracy of the most frequent draw (categorical), each against the
+# Scores on the hidden cells: interval coverage and the error of the best guess: the
+# posterior predictive mean (numeric) and the level of highest posterior predictive
+# probability (categorical; the imputations themselves stay sampled), each against the
 # simplest fill (training mean / mode).
 
 # %%
