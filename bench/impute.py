@@ -1,18 +1,23 @@
 """Imputation, its calibration, and conditional sampling, on the four shared tables (issue 11).
 
     nice -n 10 env OMP_NUM_THREADS=1 PYTHONPATH=. python bench/impute.py select  # rate, on val
+    nice -n 10 env OMP_NUM_THREADS=1 PYTHONPATH=. python bench/impute.py fit      # the models
     nice -n 10 env OMP_NUM_THREADS=1 PYTHONPATH=. python bench/impute.py          # the report
     ... bench/impute.py conditional  # only the Adult conditional part (+ reliability), then write
     ... bench/impute.py write        # bench/results/impute.md from the CSVs of the runs
 
-Each table: a seeded subsample of ROWS rows, the shared 80/20 split (bench/tables.py); 20% of
-the holdout's cells masked completely at random (seeded; the masks are saved under
-bench/results/impute_masks/). Every method learns from the complete training part and fills
-the masked holdout cells; scores are on the masked cells only: numeric RMSE / the column's
-range (from the training part), categorical accuracy. Methods: mean/mode, scikit-learn's
-IterativeImputer (default: BayesianRidge), IterativeImputer(ExtraTreesRegressor(10 trees))
-(the MissForest stand-in of scikit-learn's own example), and ppvae (20 imputations; the best
-guess is the draws' mean / most frequent level, and single draws are scored too).
+``fit`` fits one model per table (default options and budget, the whole training part of
+the shared 80/20 split, bench/tables.py) and saves it under MODELS; the other parts load it.
+20% of the cells of a seeded subset of SCORED_ROWS holdout rows are masked completely at
+random (seeded; the masks are saved under bench/results/impute_masks/). Every method learns
+from the complete training part and fills the masked cells; scores are on the masked cells
+only: numeric RMSE / the column's range (from the training part), categorical accuracy.
+Methods: mean/mode, scikit-learn's IterativeImputer (default: BayesianRidge),
+IterativeImputer(ExtraTreesRegressor(10 trees)) (the MissForest stand-in of scikit-learn's
+own example), and ppvae (20 imputations; the best guess is ``point_estimate``, the posterior
+predictive mean / most probable level, and single draws are scored too).
+``calibration NAME [option=value ...]`` reports the coverage per column with other inference
+options.
 
 ``select`` chooses the default ``input_mask_rate`` on a validation split carved out of the
 training part (never the holdout) and records what each rate costs unconditional fidelity.
