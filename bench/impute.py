@@ -3,7 +3,7 @@
     nice -n 10 env OMP_NUM_THREADS=1 PYTHONPATH=. python bench/impute.py select  # rate, on val
     nice -n 10 env OMP_NUM_THREADS=1 PYTHONPATH=. python bench/impute.py fit      # the models
     nice -n 10 env OMP_NUM_THREADS=1 PYTHONPATH=. python bench/impute.py          # the report
-    ... bench/impute.py conditional  # only the Adult conditional part (+ reliability), then write
+    ... bench/impute.py conditional  # only the Adult conditional part, then write
     ... bench/impute.py write        # bench/results/impute.md from the CSVs of the runs
 
 ``fit`` fits one model per table (default options and budget, the whole training part of
