@@ -59,8 +59,8 @@ class TabularVAE:
     latent_dim: size of the latent code z.
     hidden: widths of the encoder's and decoder's hidden layers.
     prior: a registered prior name, ``{"name": ..., **options}`` or a ``ppvae.priors.Prior``;
-        ``"auto"``: standard normal, sampled through a fitted aggregate posterior on a table
-        under 5,000 rows (``ppvae.budget``).
+        ``"auto"``: trained with the standard normal, sampled through a Gaussian mixture
+        fitted to the aggregate posterior of the training rows (``ppvae.budget``).
     objective: a registered objective name, dict or ``ppvae.objectives.Objective``;
         ``"auto"``: the ELBO, or beta = 0.5 on a table under 5,000 rows (``ppvae.budget``).
     likelihood: family of the continuous slots (``normal``, ``laplace``, ``student_t``).
@@ -289,9 +289,9 @@ class TabularVAE:
             checkpoint=checkpoint,
             sync=sync,
         )
-        small_table_prior = ex_post_prior_for(rows, self.prior)
-        if small_table_prior is not None:  # prior="auto" on a small table (ppvae.budget)
-            module.prior = priors.build(small_table_prior, latent_dim=self.latent_dim)
+        ex_post_prior = ex_post_prior_for(rows, self.prior)
+        if ex_post_prior is not None:  # prior="auto": sampled via q(z) (ppvae.budget)
+            module.prior = priors.build(ex_post_prior, latent_dim=self.latent_dim)
             module.prior.bind(module)
             module.prior.to(device)
         if hasattr(module.prior, "fit"):  # an ex-post prior: fit it to q(z) of the rows

@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 import ppvae
 from ppvae.budget import (
@@ -68,7 +69,7 @@ def test_an_explicit_batch_size_wins_on_a_small_table():
 
 def test_auto_prior_samples_a_small_table_through_its_aggregate_posterior():
     assert ex_post_prior_for(4_999, "auto") == {"name": "aggregate", "components": 3}
-    assert ex_post_prior_for(5_000, "auto") is None
+    assert ex_post_prior_for(5_000, "auto") == {"name": "aggregate", "components": 10}
     assert ex_post_prior_for(400, "standard_normal") is None
     assert ex_post_prior_for(99, "auto") is None and ex_post_prior_for(100, "auto") is not None
     assert training_prior("auto") == "standard_normal" and training_prior("vamp") == "vamp"
@@ -98,7 +99,9 @@ def test_auto_fits_a_small_table_with_the_aggregate_prior_and_keeps_it_when_save
     assert given.model_.prior.config()["name"] == "standard_normal"
 
 
-def test_auto_trains_a_table_of_5000_rows_exactly_as_the_fixed_budget():
+def test_auto_trains_a_table_of_5000_rows_as_the_fixed_budget_and_samples_its_aggregate(
+    tmp_path,
+):
     df, small = table(5_600), dict(hidden=(8,), latent_dim=2, epochs=1, verbose=False)
     auto = ppvae.TabularVAE(**small).fit(df)  # 5,040 training rows after the 10 % split
     fixed = ppvae.TabularVAE(
@@ -106,4 +109,12 @@ def test_auto_trains_a_table_of_5000_rows_exactly_as_the_fixed_budget():
     )
     fixed.fit(df)
     pd.testing.assert_frame_equal(auto.step_history_, fixed.step_history_)
-    pd.testing.assert_frame_equal(auto.sample(100, seed=0), fixed.sample(100, seed=0))
+    prior = auto.model_.prior  # trained with N(0, I), sampled through a 10-component q(z)
+    assert isinstance(prior, AggregatePrior) and prior.components == 10 and bool(prior.fitted)
+    assert auto.get_params()["prior"] == "auto"
+    loaded = ppvae.load(auto.save(tmp_path / "model"))
+    assert isinstance(loaded.model_.prior, AggregatePrior)
+    torch.testing.assert_close(loaded.model_.prior.means, prior.means, rtol=0, atol=0)
+    pd.testing.assert_frame_equal(loaded.sample(100, seed=3), auto.sample(100, seed=3))
+    pd.testing.assert_frame_equal(auto.sample(100, seed=3), auto.sample(100, seed=3))
+    assert not auto.sample(100, seed=3).equals(auto.sample(100, seed=4))

@@ -80,7 +80,7 @@ def fit(label: str, **options) -> ppvae.TabularVAE:
 # with the row, whatever the rotation.
 
 # %%
-fit("ELBO, N(0, I)")
+fit("ELBO, N(0, I)", prior="standard_normal")
 reports = {"ELBO, N(0, I)": ppvae.diagnose(fits["ELBO, N(0, I)"], test)}
 reports["ELBO, N(0, I)"].summary()
 
@@ -91,7 +91,7 @@ reports["ELBO, N(0, I)"].summary()
 # dimension's KL and activity (sorted: dimension indices are arbitrary labels):
 
 # %%
-fit("free bits, N(0, I)", objective=FREE_BITS)
+fit("free bits, N(0, I)", objective=FREE_BITS, prior="standard_normal")
 reports["free bits, N(0, I)"] = ppvae.diagnose(fits["free bits, N(0, I)"], test)
 
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.2))
