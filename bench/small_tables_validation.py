@@ -43,17 +43,10 @@ def beta(b: float) -> dict:
 
 CANDIDATES: dict[str, tuple[dict, int]] = {
     "current": (beta(0.5), 3),  # the rule before: beta 0.5, 3 components
-    "beta0.5_k5": (beta(0.5), 5),
-    "beta0.5_k10": (beta(0.5), 10),
-    "beta0.25_k3": (beta(0.25), 3),
     "beta0.25_k5": (beta(0.25), 5),
     "beta0.25_k10": (beta(0.25), 10),
     "beta0.1_k5": (beta(0.1), 5),
     "beta0.1_k10": (beta(0.1), 10),
-    "beta0.25_k5_val0.05": ({**beta(0.25), "val_fraction": 0.05}, 5),
-    "beta0.25_k5_pat100": ({**beta(0.25), "patience": 100}, 5),
-    "beta0.25_k5_h128": ({**beta(0.25), "hidden": [128, 128]}, 5),
-    "beta0.25_k5_z8": ({**beta(0.25), "latent_dim": 8}, 5),
     "current_e1000": ({**beta(0.5), "epochs": 1000}, 3),
     "current_e1000_p100": ({**beta(0.5), "epochs": 1000, "patience": 100}, 3),
     "beta0.1_k10_e1000": ({**beta(0.1), "epochs": 1000}, 10),
@@ -67,11 +60,9 @@ CANDIDATES: dict[str, tuple[dict, int]] = {
         {"objective": {"name": "anneal", "schedule": "linear", "beta_max": 0.5}},
         3,
     ),
-    "anneal_cyc0.5": ({"objective": {"name": "anneal", "beta_max": 0.5}}, 3),
-    "current_lr2e-3": ({**beta(0.5), "lr": 0.002}, 3),
+    "anneal_cyc0.5": ({"objective": {"name": "anneal", "beta_max": 0.5}}, 3),  # the new rule
     "current_lr3e-3": ({**beta(0.5), "lr": 0.003}, 3),
     "current_lr5e-3": ({**beta(0.5), "lr": 0.005}, 3),
-    "beta0.25_k5_lr3e-3": ({**beta(0.25), "lr": 0.003}, 5),
 }
 
 
