@@ -62,7 +62,8 @@ class TabularVAE:
         ``"auto"``: trained with the standard normal, sampled through a Gaussian mixture
         fitted to the aggregate posterior of the training rows (``ppvae.budget``).
     objective: a registered objective name, dict or ``ppvae.objectives.Objective``;
-        ``"auto"``: the ELBO, or beta = 0.5 on a table under 5,000 rows (``ppvae.budget``).
+        ``"auto"``: the ELBO, or a cyclically annealed ELBO (KL weight up to 0.5) on a table
+        under 5,000 rows (``ppvae.budget``).
     likelihood: family of the continuous slots (``normal``, ``laplace``, ``student_t``).
     model: a registered model name or dict (``tabular`` is the default VAE; register your
         own model/guide pair with ``@ppvae.models.register``).
