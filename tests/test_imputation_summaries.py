@@ -90,3 +90,34 @@ def test_numeric_best_guess_is_the_mean_of_decoder_draws_over_the_posterior(vae)
 def test_point_estimate_needs_the_frame_from_impute():
     with pytest.raises(DataError, match="vae.impute"):
         point_estimate(long_frame(np.ones((3, 2))))
+
+
+def test_summary_draws_extend_the_imputation_draws_from_the_same_weights(vae):
+    from ppvae.posterior_resampling import resample_posterior
+
+    rows = from_frame(vae, pd.DataFrame({"x": [np.nan, 0.3], "c": ["hi", np.nan]}))
+    torch.manual_seed(0)
+    post = resample_posterior(vae.model_, rows.table, 4, num_particles=50, summary_draws=96)
+    assert post.summary["z"].shape == (2, 100, 2) and post.latents["z"].shape == (2, 4, 2)
+    assert torch.equal(post.summary["z"][:, :4], post.latents["z"])
+    none = resample_posterior(vae.model_, rows.table, 4, num_particles=50)
+    assert none.summary is None and none.latents["z"].shape == (2, 4, 2)
+
+
+def test_the_best_guess_averages_the_summary_draws_not_only_the_imputations(vae):
+    rows = from_frame(vae, pd.DataFrame({"x": [np.nan], "c": ["hi"]}))
+    z = torch.zeros(1, 2, 2)
+    summary = torch.zeros(1, 102, 2)
+    summary[0, 2:] = 3.0  # the 100 summary draws sit elsewhere than the 2 imputation draws
+    post = PosteriorDraws({"z": z}, torch.ones(1), torch.ones(1), torch.ones(1), {"z": summary})
+    torch.manual_seed(0)
+    with_summary = posterior_predictive_estimate(vae, rows, post, decoder_draws=20)
+    at_three = PosteriorDraws({"z": summary[:, 2:]}, torch.ones(1), torch.ones(1), torch.ones(1))
+    without = PosteriorDraws({"z": z}, torch.ones(1), torch.ones(1), torch.ones(1))
+    torch.manual_seed(0)
+    far = posterior_predictive_estimate(vae, rows, at_three, decoder_draws=20)
+    torch.manual_seed(0)
+    near = posterior_predictive_estimate(vae, rows, without, decoder_draws=20)
+    gap_far = abs(with_summary.loc[0, "x"] - far.loc[0, "x"])
+    gap_near = abs(with_summary.loc[0, "x"] - near.loc[0, "x"])
+    assert gap_far < gap_near
