@@ -59,6 +59,7 @@ SMALL_TABLE_BETA = 0.5
 AGGREGATE_COMPONENTS = 10  # the ex-post mixture of a table of >= 5,000 training rows
 SMALL_TABLE_CYCLES = 4
 SMALL_TABLE_RAMP = 0.5
+SMALL_TABLE_MIN_SCALE = 0.1  # scale floor of the normal family's quantile-normalised slots
 TRAINING_PRIOR = "standard_normal"
 
 
@@ -111,6 +112,21 @@ def objective_for(n_rows: int, objective: Any = AUTO) -> Any:
         "ratio": SMALL_TABLE_RAMP,
         "beta_max": SMALL_TABLE_BETA,
     }
+
+
+def likelihood_for(n_rows: int, likelihood: Any) -> Any:
+    """The continuous slots' family for ``n_rows`` training rows: on a small table the
+    ``"normal"`` family gets the scale floor ``SMALL_TABLE_MIN_SCALE``; anything else (a
+    large table, another family, a ``{name: normal, min_scale: ...}`` spec) as given.
+
+    >>> likelihood_for(400, "normal"), likelihood_for(100_000, "normal")
+    ({'name': 'normal', 'min_scale': 0.1}, 'normal')
+    >>> likelihood_for(400, "laplace"), likelihood_for(400, {"name": "normal", "min_scale": 0.001})
+    ('laplace', {'name': 'normal', 'min_scale': 0.001})
+    """
+    if not is_small(n_rows) or not (isinstance(likelihood, str) and likelihood == "normal"):
+        return likelihood
+    return {"name": "normal", "min_scale": SMALL_TABLE_MIN_SCALE}
 
 
 def training_prior(prior: Any) -> Any:

@@ -25,6 +25,7 @@ from ppvae import persistence
 from ppvae.budget import (
     batch_size_for,
     ex_post_prior_for,
+    likelihood_for,
     objective_for,
     patience_for,
     training_prior,
@@ -163,7 +164,7 @@ class TabularVAE:
         """The constructor arguments, i.e. the keys a spec may hold."""
         return list(inspect.signature(cls).parameters)
 
-    def _build_module(self, layout) -> TableModel:
+    def _build_module(self, layout, likelihood: Any = None) -> TableModel:
         spec = self.model if isinstance(self.model, Mapping) else {"name": self.model}
         # a Prior instance is a template: each fit trains its own copy (as sklearn clones)
         prior = copy.deepcopy(self.prior) if isinstance(self.prior, Prior) else self.prior
@@ -174,7 +175,7 @@ class TabularVAE:
             latent_dim=self.latent_dim,
             hidden=tuple(self.hidden),
             prior=prior,
-            likelihood=self.likelihood,
+            likelihood=self.likelihood if likelihood is None else likelihood,
         )
 
     # -- fitting -----------------------------------------------------------------------
@@ -260,9 +261,9 @@ class TabularVAE:
         train_data, val_data = split.train, split.val
         layout = transformer.layout_
         device = train_data.device if hasattr(train_data, "device") else train_data.x_cont.device
-        module = self._build_module(layout).to(device)
         world = 1 if sync is None else sync.world
         rows = len(train_data) * world  # batch_size: rows of one step over all processes
+        module = self._build_module(layout, likelihood_for(rows, self.likelihood)).to(device)
         objective = objectives.build(objective_for(rows, self.objective))
         generator = torch.Generator().manual_seed(int(torch.randint(0, 2**31 - 1, ())))
         initial = train_data if isinstance(train_data, TensorTable) else None
