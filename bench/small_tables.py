@@ -248,6 +248,8 @@ def tvae_spread_lines(results: pd.DataFrame) -> list[str]:
     ]
     for (table, rows), g in t.groupby(["table", "rows"]):
         mine = r[(r.table == table) & (r.rows == rows)]
+        if not len(mine):  # that case is not measured (yet)
+            continue
         e = g.tvae_ml_efficacy
         lines.append(
             f"| {table} | {rows} | {mine.tvae_ml_efficacy.iloc[0]:.3f} | {len(g)} | "

@@ -21,6 +21,13 @@ but not the dependence (issue 18). So, by the number of training rows ``n``:
   Diamonds, 800 rows: clarity I1 lowers log price by 0.76 at a given carat, by 0.04 in the
   samples of a constant beta = 0.5); each cycle's KL-free start lets the encoder put those
   columns into z before the weight returns, and early stopping waits for the last rise;
+- ``likelihood="normal"`` on a small table raises the normal family's scale floor from
+  1e-3 to ``SMALL_TABLE_MIN_SCALE`` (:func:`likelihood_for`): a quantile-normalised numeric
+  cell under a floor of 1e-3 can earn up to ~6 nats while a categorical cell earns at most 0,
+  so with a few thousand rows the code z goes to numeric precision and drops a rare binary
+  target (Shoppers, 1,600 validation rows: the encoder mean predicts Revenue with AUC 0.80
+  under 1e-3 and 0.94 under 0.1); the floor caps a numeric cell near 1.4 nats. A
+  ``{name: normal, min_scale: ...}`` spec or another family is used as given;
 - ``prior="auto"`` trains with the standard normal, then samples from the aggregate
   posterior: a Gaussian mixture fitted to
   :math:`q(z) = \frac1N \sum_n q(z \mid x_n)` of the training rows
@@ -33,7 +40,8 @@ but not the dependence (issue 18). So, by the number of training rows ``n``:
 
 A value given for any of them is used as given (a user's choice wins), and a table of at
 least 5,000 training rows trains exactly as with ``batch_size=500, patience=20,
-prior="standard_normal", objective="elbo"`` (and samples through its fitted q(z)). A KL
+prior="standard_normal", objective="elbo"`` and the normal family's floor 1e-3 (and samples
+through its fitted q(z)). A KL
 weight below one widens the posteriors' spread away from N(0, I), which is why the
 small-table objective and prior go together: a constant beta = 0.5 alone made samples drawn
 from N(0, I) worse, the aggregate prior alone did not help on average. The small-table rule
