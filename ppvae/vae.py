@@ -65,7 +65,9 @@ class TabularVAE:
     objective: a registered objective name, dict or ``ppvae.objectives.Objective``;
         ``"auto"``: the ELBO, or a cyclically annealed ELBO (KL weight up to 0.5) on a table
         under 5,000 rows (``ppvae.budget``).
-    likelihood: family of the continuous slots (``normal``, ``laplace``, ``student_t``).
+    likelihood: family of the continuous slots (``normal``, ``laplace``, ``student_t``) or
+        a dict (``{"name": "normal", "min_scale": 0.001}``); ``normal``'s scale floor is 1e-3,
+        0.1 on a table under 5,000 rows (``ppvae.budget``).
     model: a registered model name or dict (``tabular`` is the default VAE; register your
         own model/guide pair with ``@ppvae.models.register``).
     init: how the weights start (``ppvae.initialization``): ``random`` or
