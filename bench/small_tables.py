@@ -272,6 +272,10 @@ def write_markdown(results: pd.DataFrame) -> None:
         "tvae_column_pair_trends", "column_shapes", "ids_unique", "ids_in_format", "ids_fresh",
     ]  # fmt: skip
     cols = [c for c in cols if c in r.columns]
+    shown = r[cols].copy()
+    for c in ("ids_unique", "ids_in_format", "ids_fresh"):  # read back as 1.0 / NaN
+        if c in shown.columns:
+            shown[c] = shown[c].map(lambda v: "" if pd.isna(v) else str(bool(v)))
 
     def cell(v) -> str:
         if isinstance(v, float) and not np.isnan(v) and not float(v).is_integer():
@@ -279,7 +283,7 @@ def write_markdown(results: pd.DataFrame) -> None:
         return "" if isinstance(v, float) and np.isnan(v) else str(v)
 
     table = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    table += ["| " + " | ".join(cell(v) for v in row) + " |" for row in r[cols].itertuples(False)]
+    table += ["| " + " | ".join(cell(v) for v in row) + " |" for row in shown.itertuples(False)]
     n = len(r)
     checks = {
         "at least one active unit": int((r.active_units >= 1).sum()),
