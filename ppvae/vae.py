@@ -638,6 +638,7 @@ class TabularVAE:
         if module is not None:
             state["_pickled_module"] = {
                 "prior": module.prior.config(),
+                "likelihood": getattr(module, "likelihood", None),  # as trained (ppvae.budget)
                 "weights": {k: v.detach().cpu().clone() for k, v in module.state_dict().items()},
                 "device": str(next(module.parameters()).device),
             }
@@ -661,7 +662,7 @@ class TabularVAE:
         if pickled_module is not None:
             template = copy.copy(self)  # built with the prior the model was trained with
             template.prior = pickled_module["prior"]
-            module = template._build_module(self.layout_)
+            module = template._build_module(self.layout_, pickled_module.get("likelihood"))
             module.load_state_dict(pickled_module["weights"])
             device = pickled_module["device"]
             if device.startswith("cuda") and not torch.cuda.is_available():
