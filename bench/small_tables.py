@@ -248,6 +248,8 @@ def tvae_spread_lines(results: pd.DataFrame) -> list[str]:
     ]
     for (table, rows), g in t.groupby(["table", "rows"]):
         mine = r[(r.table == table) & (r.rows == rows)]
+        if not len(mine):  # that case is not measured (yet)
+            continue
         e = g.tvae_ml_efficacy
         lines.append(
             f"| {table} | {rows} | {mine.tvae_ml_efficacy.iloc[0]:.3f} | {len(g)} | "
@@ -270,6 +272,10 @@ def write_markdown(results: pd.DataFrame) -> None:
         "tvae_column_pair_trends", "column_shapes", "ids_unique", "ids_in_format", "ids_fresh",
     ]  # fmt: skip
     cols = [c for c in cols if c in r.columns]
+    shown = r[cols].copy()
+    for c in ("ids_unique", "ids_in_format", "ids_fresh"):  # read back as 1.0 / NaN
+        if c in shown.columns:
+            shown[c] = shown[c].map(lambda v: "" if pd.isna(v) else str(bool(v)))
 
     def cell(v) -> str:
         if isinstance(v, float) and not np.isnan(v) and not float(v).is_integer():
@@ -277,7 +283,7 @@ def write_markdown(results: pd.DataFrame) -> None:
         return "" if isinstance(v, float) and np.isnan(v) else str(v)
 
     table = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    table += ["| " + " | ".join(cell(v) for v in row) + " |" for row in r[cols].itertuples(False)]
+    table += ["| " + " | ".join(cell(v) for v in row) + " |" for row in shown.itertuples(False)]
     n = len(r)
     checks = {
         "at least one active unit": int((r.active_units >= 1).sum()),

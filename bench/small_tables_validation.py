@@ -6,7 +6,8 @@ candidate setting is fitted on the training 80 % and scored on its own held-out 
 ML efficacy (mean over ``DRAWS`` synthetic draws, as in the benchmark), Pair Trends, and
 memorisation (exact copies of training rows and the DCR ratio against the held-out rows,
 ``ppvae.privacy``). A candidate is a set of constructor arguments plus the number of
-aggregate-prior components (``ppvae.budget.SMALL_TABLE_COMPONENTS``). Rows are appended to
+aggregate-prior components (``ppvae.budget.SMALL_TABLE_COMPONENTS``); its normal family keeps
+the scale floor 1e-3 unless it sets ``likelihood`` (``cyc_floor0.1`` is today's rule). Rows are appended to
 ``bench/results/small_tables_validation.csv`` (resumable).
 
     nice -n 10 python bench/small_tables_validation.py --candidates current beta0.25_k5
@@ -41,6 +42,11 @@ def beta(b: float) -> dict:
     return {"objective": {"name": "beta", "beta": b}}
 
 
+def floor(scale: float) -> dict:
+    """The normal family with the scale floor ``scale`` (1e-3 before the floor rule)."""
+    return {"likelihood": {"name": "normal", "min_scale": scale}}
+
+
 CANDIDATES: dict[str, tuple[dict, int]] = {
     "current": (beta(0.5), 3),  # the rule before: beta 0.5, 3 components
     "beta0.25_k5": (beta(0.25), 5),
@@ -60,9 +66,11 @@ CANDIDATES: dict[str, tuple[dict, int]] = {
         {"objective": {"name": "anneal", "schedule": "linear", "beta_max": 0.5}},
         3,
     ),
-    "anneal_cyc0.5": ({"objective": {"name": "anneal", "beta_max": 0.5}}, 3),  # the new rule
+    "anneal_cyc0.5": ({"objective": {"name": "anneal", "beta_max": 0.5}}, 3),
     "current_lr3e-3": ({**beta(0.5), "lr": 0.003}, 3),
     "current_lr5e-3": ({**beta(0.5), "lr": 0.005}, 3),
+    # the rule: cyclical annealing, with the normal family's scale floor raised to 0.1
+    "cyc_floor0.1": ({"objective": {"name": "anneal", "beta_max": 0.5}, **floor(0.1)}, 3),
 }
 
 
@@ -79,6 +87,7 @@ def case_rows(table: str, rows: int) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def run(candidate: str, table: str, rows: int, seed: int = 0) -> dict:
     kwargs, components = CANDIDATES[candidate]
+    kwargs = {**floor(1e-3), **kwargs}  # the floor of every candidate before the floor rule
     ds = DATASETS[table]
     train, test = case_rows(table, rows)
     budget.SMALL_TABLE_COMPONENTS = components

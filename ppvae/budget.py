@@ -21,6 +21,13 @@ but not the dependence (issue 18). So, by the number of training rows ``n``:
   Diamonds, 800 rows: clarity I1 lowers log price by 0.76 at a given carat, by 0.04 in the
   samples of a constant beta = 0.5); each cycle's KL-free start lets the encoder put those
   columns into z before the weight returns, and early stopping waits for the last rise;
+- ``likelihood="normal"`` on a small table raises the normal family's scale floor from
+  1e-3 to ``SMALL_TABLE_MIN_SCALE`` (:func:`likelihood_for`): a quantile-normalised numeric
+  cell under a floor of 1e-3 can earn up to ~6 nats while a categorical cell earns at most 0,
+  so with a few thousand rows the code z goes to numeric precision and drops a rare binary
+  target (Shoppers, 1,600 validation rows: the encoder mean predicts Revenue with AUC 0.80
+  under 1e-3 and 0.94 under 0.1); the floor caps a numeric cell near 1.4 nats. A
+  ``{name: normal, min_scale: ...}`` spec or another family is used as given;
 - ``prior="auto"`` trains with the standard normal, then samples from the aggregate
   posterior: a Gaussian mixture fitted to
   :math:`q(z) = \frac1N \sum_n q(z \mid x_n)` of the training rows
@@ -33,7 +40,8 @@ but not the dependence (issue 18). So, by the number of training rows ``n``:
 
 A value given for any of them is used as given (a user's choice wins), and a table of at
 least 5,000 training rows trains exactly as with ``batch_size=500, patience=20,
-prior="standard_normal", objective="elbo"`` (and samples through its fitted q(z)). A KL
+prior="standard_normal", objective="elbo"`` and the normal family's floor 1e-3 (and samples
+through its fitted q(z)). A KL
 weight below one widens the posteriors' spread away from N(0, I), which is why the
 small-table objective and prior go together: a constant beta = 0.5 alone made samples drawn
 from N(0, I) worse, the aggregate prior alone did not help on average. The small-table rule
@@ -59,6 +67,7 @@ SMALL_TABLE_BETA = 0.5
 AGGREGATE_COMPONENTS = 10  # the ex-post mixture of a table of >= 5,000 training rows
 SMALL_TABLE_CYCLES = 4
 SMALL_TABLE_RAMP = 0.5
+SMALL_TABLE_MIN_SCALE = 0.1  # scale floor of the normal family's quantile-normalised slots
 TRAINING_PRIOR = "standard_normal"
 
 
@@ -111,6 +120,21 @@ def objective_for(n_rows: int, objective: Any = AUTO) -> Any:
         "ratio": SMALL_TABLE_RAMP,
         "beta_max": SMALL_TABLE_BETA,
     }
+
+
+def likelihood_for(n_rows: int, likelihood: Any) -> Any:
+    """The continuous slots' family for ``n_rows`` training rows: on a small table the
+    ``"normal"`` family gets the scale floor ``SMALL_TABLE_MIN_SCALE``; anything else (a
+    large table, another family, a ``{name: normal, min_scale: ...}`` spec) as given.
+
+    >>> likelihood_for(400, "normal"), likelihood_for(100_000, "normal")
+    ({'name': 'normal', 'min_scale': 0.1}, 'normal')
+    >>> likelihood_for(400, "laplace"), likelihood_for(400, {"name": "normal", "min_scale": 0.001})
+    ('laplace', {'name': 'normal', 'min_scale': 0.001})
+    """
+    if not is_small(n_rows) or not (isinstance(likelihood, str) and likelihood == "normal"):
+        return likelihood
+    return {"name": "normal", "min_scale": SMALL_TABLE_MIN_SCALE}
 
 
 def training_prior(prior: Any) -> Any:

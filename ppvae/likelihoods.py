@@ -46,10 +46,14 @@ register = likelihoods.register
 
 @register("normal")
 class NormalFamily(ContinuousFamily):
-    """``Normal(loc, softplus(raw_scale) + 1e-3)``: the default for quantile-normalised slots."""
+    """``Normal(loc, softplus(raw_scale) + min_scale)``: the default for quantile-normalised
+    slots (``min_scale`` 1e-3; a higher floor caps what one cell's density can earn)."""
+
+    def __init__(self, min_scale: float = MIN_SCALE):
+        self.min_scale = float(min_scale)
 
     def __call__(self, raw: torch.Tensor) -> dist.Distribution:
-        return dist.Normal(raw[..., 0], softplus(raw[..., 1]) + MIN_SCALE)
+        return dist.Normal(raw[..., 0], softplus(raw[..., 1]) + self.min_scale)
 
 
 @register("laplace")

@@ -77,6 +77,7 @@ class TableModel(nn.Module):
     def __init__(self, layout: Layout, likelihood: str = "normal"):
         super().__init__()
         self.layout = layout
+        self.likelihood = likelihood  # the continuous slots' family spec (saved with the model)
         self.slot_groups = nn.ModuleList(
             slot_groups.build(name, layout=layout, likelihood=likelihood)
             for name, slots in layout.slots.items()

@@ -85,7 +85,8 @@ def _spec_like(kind: str, *instance_types: str) -> Callable[[str, Any], None]:
 def _likelihood(name: str, value: Any) -> None:
     from ppvae.likelihoods import likelihoods
 
-    if not isinstance(value, str) or value not in likelihoods:
+    family = value.get("name") if isinstance(value, Mapping) else value  # {name, options}
+    if not isinstance(family, str) or family not in likelihoods:
         raise _fail(name, value, f"one of {', '.join(likelihoods.names())}")
 
 

@@ -64,6 +64,7 @@ def save(
     params = _plain(vae.get_params())
     params["prior"] = _plain(vae.model_.prior.config())
     params["objective"] = _plain(vae.objective_.config())
+    params["likelihood"] = _plain(getattr(vae.model_, "likelihood", params["likelihood"]))
     meta: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,

@@ -25,6 +25,7 @@ from ppvae import persistence
 from ppvae.budget import (
     batch_size_for,
     ex_post_prior_for,
+    likelihood_for,
     objective_for,
     patience_for,
     training_prior,
@@ -64,7 +65,9 @@ class TabularVAE:
     objective: a registered objective name, dict or ``ppvae.objectives.Objective``;
         ``"auto"``: the ELBO, or a cyclically annealed ELBO (KL weight up to 0.5) on a table
         under 5,000 rows (``ppvae.budget``).
-    likelihood: family of the continuous slots (``normal``, ``laplace``, ``student_t``).
+    likelihood: family of the continuous slots (``normal``, ``laplace``, ``student_t``) or
+        a dict (``{"name": "normal", "min_scale": 0.001}``); ``normal``'s scale floor is 1e-3,
+        0.1 on a table under 5,000 rows (``ppvae.budget``).
     model: a registered model name or dict (``tabular`` is the default VAE; register your
         own model/guide pair with ``@ppvae.models.register``).
     init: how the weights start (``ppvae.initialization``): ``random`` or
@@ -163,7 +166,7 @@ class TabularVAE:
         """The constructor arguments, i.e. the keys a spec may hold."""
         return list(inspect.signature(cls).parameters)
 
-    def _build_module(self, layout) -> TableModel:
+    def _build_module(self, layout, likelihood: Any = None) -> TableModel:
         spec = self.model if isinstance(self.model, Mapping) else {"name": self.model}
         # a Prior instance is a template: each fit trains its own copy (as sklearn clones)
         prior = copy.deepcopy(self.prior) if isinstance(self.prior, Prior) else self.prior
@@ -174,7 +177,7 @@ class TabularVAE:
             latent_dim=self.latent_dim,
             hidden=tuple(self.hidden),
             prior=prior,
-            likelihood=self.likelihood,
+            likelihood=self.likelihood if likelihood is None else likelihood,
         )
 
     # -- fitting -----------------------------------------------------------------------
@@ -260,9 +263,9 @@ class TabularVAE:
         train_data, val_data = split.train, split.val
         layout = transformer.layout_
         device = train_data.device if hasattr(train_data, "device") else train_data.x_cont.device
-        module = self._build_module(layout).to(device)
         world = 1 if sync is None else sync.world
         rows = len(train_data) * world  # batch_size: rows of one step over all processes
+        module = self._build_module(layout, likelihood_for(rows, self.likelihood)).to(device)
         objective = objectives.build(objective_for(rows, self.objective))
         generator = torch.Generator().manual_seed(int(torch.randint(0, 2**31 - 1, ())))
         initial = train_data if isinstance(train_data, TensorTable) else None
@@ -635,6 +638,7 @@ class TabularVAE:
         if module is not None:
             state["_pickled_module"] = {
                 "prior": module.prior.config(),
+                "likelihood": getattr(module, "likelihood", None),  # as trained (ppvae.budget)
                 "weights": {k: v.detach().cpu().clone() for k, v in module.state_dict().items()},
                 "device": str(next(module.parameters()).device),
             }
@@ -658,7 +662,7 @@ class TabularVAE:
         if pickled_module is not None:
             template = copy.copy(self)  # built with the prior the model was trained with
             template.prior = pickled_module["prior"]
-            module = template._build_module(self.layout_)
+            module = template._build_module(self.layout_, pickled_module.get("likelihood"))
             module.load_state_dict(pickled_module["weights"])
             device = pickled_module["device"]
             if device.startswith("cuda") and not torch.cuda.is_available():

@@ -112,6 +112,11 @@ def test_effective_sample_size_formula():
     assert torch.allclose(effective_sample_size(lw), expected)
 
 
+def scale_floor(vae) -> float:
+    """The normal family's scale floor (0.1 on a small table, ``ppvae.budget``)."""
+    return next(g for g in vae.model_.slot_groups if g.name == "x_cont").family.min_scale
+
+
 def test_sir_weights_are_log_p_of_the_observed_cells_plus_prior_minus_q(vae):
     """log w = log p(x_S | z) + log p(z) - log q(z | x_S): x given, c and w free (no term
     for w's missingness indicator)."""
@@ -124,7 +129,7 @@ def test_sir_weights_are_log_p_of_the_observed_cells_plus_prior_minus_q(vae):
         slot = vae.layout_.cont_names.index("x")
         y = rows.table.x_cont[0, slot]
         raw = module.decoder(z)[0].reshape(7, -1, 2)[:, slot]
-        loc, scale = raw[:, 0], torch.nn.functional.softplus(raw[:, 1]) + 1e-3
+        loc, scale = raw[:, 0], torch.nn.functional.softplus(raw[:, 1]) + scale_floor(vae)
         log_lik = dist.Normal(loc, scale).log_prob(y)
         log_prior = dist.Normal(0.0, 1.0).log_prob(z).sum(-1)
         q_loc, q_scale = module.encoder(vae.layout_.features(rows.table))
@@ -145,7 +150,7 @@ def test_range_conditions_add_the_log_probability_of_the_interval(vae):
         torch.manual_seed(0)
         _, lw_free = particle_cloud(vae.model_, free.table, 5)
         raw = vae.model_.decoder(latents["z"][0])[0].reshape(5, -1, 2)[:, slot]
-        normal = dist.Normal(raw[:, 0], torch.nn.functional.softplus(raw[:, 1]) + 1e-3)
+        normal = dist.Normal(raw[:, 0], torch.nn.functional.softplus(raw[:, 1]) + scale_floor(vae))
         p = normal.cdf(torch.tensor(y_hi)) - normal.cdf(torch.tensor(y_lo))
     assert torch.allclose(lw[0], lw_free[0] + torch.log(p), atol=1e-4)
 
