@@ -159,7 +159,7 @@ def _range_slot(vae: Any, column: Any, bounds: Any, col: Any, t: Any) -> tuple[f
         device = vae.model_device
         fn = groups[0].distribution(torch.zeros(1, groups[0].num_params, device=device), None)
         _slot_distribution(fn, 0).cdf(torch.zeros(1, device=device))
-    except (NotImplementedError, TypeError, AttributeError, IndexError):
+    except (NotImplementedError, TypeError, ValueError, AttributeError, IndexError):
         raise DataError(
             f"given[{column!r}] is a range, which needs a likelihood with a CDF ('normal' or "
             "'laplace'); refit with one, or pass an exact value"

@@ -174,3 +174,10 @@ def test_a_fitted_vae_round_trips_through_save_and_pickle(vae, tmp_path):
     pd.testing.assert_frame_equal(loaded.sample(20, seed=1), vae.sample(20, seed=1))
     copy = pickle.loads(pickle.dumps(vae))
     pd.testing.assert_frame_equal(copy.sample(20, seed=1), vae.sample(20, seed=1))
+
+
+def test_a_range_with_a_likelihood_without_a_cdf_is_a_clear_error():
+    options = dict(latent_dim=2, hidden=(8,), epochs=1, seed=0, verbose=False)
+    vae = ppvae.TabularVAE(likelihood="student_t", **options).fit(_frame(100))
+    with pytest.raises(ppvae.data.DataError, match="likelihood with a CDF"):
+        vae.sample(5, given={"x": (0.0, 1.0)})
