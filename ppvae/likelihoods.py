@@ -6,7 +6,8 @@ log-likelihood. Each group is a :class:`SlotGroup` in the :data:`slot_groups` re
 keyed by the group's name (which is also its Pyro site name):
 
 - ``x_cont``: a family from the :data:`likelihoods` registry (``normal``, ``laplace``,
-  ``student_t``), masked where the value is missing;
+  ``student_t``, or ``lowrank_normal`` with residuals correlated across the slots,
+  :mod:`ppvae.correlated_residuals`), masked where the value is missing;
 - ``x_cat``: :class:`CategoricalColumns`, one Categorical per slot of its own size;
 - ``x_miss``: independent Bernoullis.
 
@@ -26,18 +27,36 @@ from torch import nn
 from torch.distributions import constraints
 from torch.nn.functional import softplus
 
+from ppvae.correlated_residuals import LowRankSlotNormal
 from ppvae.data.layout import Layout
 from ppvae.networks import MIN_SCALE
 from ppvae.registry import Registry
 
 
 class ContinuousFamily:
-    """Maps raw decoder outputs ``[..., n, num_params]`` to a per-slot distribution."""
+    """Maps raw decoder outputs ``[..., n, num_params]`` to a per-slot distribution.
+
+    A family whose slots are not independent given z (``lowrank_normal``,
+    :mod:`ppvae.correlated_residuals`) overrides :meth:`group_params` and
+    :meth:`group_distribution` instead of ``__call__``.
+    """
 
     num_params = 2
 
     def __call__(self, raw: torch.Tensor) -> dist.Distribution:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def group_params(self, width: int) -> int:
+        """Raw decoder outputs per row for ``width`` slots."""
+        return width * self.num_params
+
+    def group_distribution(
+        self, raw: torch.Tensor, width: int, mask: torch.Tensor | None
+    ) -> dist.Distribution:
+        """Batch ``[B]``, event ``[width]`` from ``raw`` ``[B, group_params(width)]``; slots
+        where ``mask`` is False left out of the density."""
+        fn = self(raw.reshape(*raw.shape[:-1], width, self.num_params))
+        return (fn if mask is None else fn.mask(mask)).to_event(1)
 
 
 likelihoods: Registry[ContinuousFamily] = Registry("likelihood", base=ContinuousFamily)
@@ -62,6 +81,27 @@ class LaplaceFamily(ContinuousFamily):
 
     def __call__(self, raw: torch.Tensor) -> dist.Distribution:
         return dist.Laplace(raw[..., 0], softplus(raw[..., 1]) + MIN_SCALE)
+
+
+@register("lowrank_normal")
+class LowRankNormalFamily(ContinuousFamily):
+    r"""Correlated Normal residuals across the continuous slots (:class:`LowRankSlotNormal`):
+    per slot a location, a scale ``softplus(raw) + 1e-3`` (``d`` its square) and ``r =
+    min(rank, D)`` factor loadings, all from the decoder."""
+
+    def __init__(self, rank: int = 4):
+        self.rank = int(rank)
+
+    def group_params(self, width: int) -> int:
+        return width * (2 + min(self.rank, width))
+
+    def group_distribution(
+        self, raw: torch.Tensor, width: int, mask: torch.Tensor | None
+    ) -> LowRankSlotNormal:
+        r = min(self.rank, width)
+        raw = raw.reshape(*raw.shape[:-1], width, 2 + r)
+        scale = softplus(raw[..., 1]) + MIN_SCALE
+        return LowRankSlotNormal(raw[..., 0], raw[..., 2:], scale.pow(2), mask)
 
 
 @register("student_t")
@@ -237,11 +277,10 @@ class ContinuousSlots(SlotGroup):
 
     @property
     def num_params(self) -> int:
-        return self.width * self.family.num_params
+        return self.family.group_params(self.width)
 
     def distribution(self, raw: torch.Tensor, mask: torch.Tensor | None) -> dist.Distribution:
-        fn = self.family(raw.reshape(*raw.shape[:-1], self.width, self.family.num_params))
-        return (fn if mask is None else fn.mask(mask)).to_event(1)
+        return self.family.group_distribution(raw, self.width, mask)
 
 
 @slot_groups.register("x_cat")

@@ -11,6 +11,11 @@ whose non-missing cells are fixed) and optionally ranges of numeric columns
    to the weights, from the decoder's CDF of the column's slot;
 3. the free cells are drawn from :math:`p(x \mid z)` (a ranged column from its distribution
    truncated to the range, by the inverse CDF), and the fixed cells are copied back exactly.
+   With a likelihood whose continuous slots are correlated given z (``lowrank_normal``), the
+   free continuous cells come from :math:`p(x_M \mid x_S, z)` instead, each ranged slot first
+   from its conditional truncated to the range (in slot order, each given the fixed slots and
+   the ranged ones before it); the weights of step 2 still use the range's probability under
+   the slot's marginal given z.
 
 Nothing is rejection-sampled: the cost of a rare condition is bounded by the particle budget.
 """
@@ -150,10 +155,11 @@ def _range_slot(vae: Any, column: Any, bounds: Any, col: Any, t: Any) -> tuple[f
             f"given[{column!r}] = {bounds!r}: the range's low end is above its high end"
         )
     groups = [g for g in vae.model_.slot_groups if g.name == "x_cont"]
-    family = getattr(groups[0], "family", None) if groups else None
     try:
-        family(torch.zeros(1, 1, family.num_params)).cdf(torch.zeros(1, 1))
-    except (NotImplementedError, TypeError, AttributeError):
+        device = vae.model_device
+        fn = groups[0].distribution(torch.zeros(1, groups[0].num_params, device=device), None)
+        _slot_distribution(fn, 0).cdf(torch.zeros(1, device=device))
+    except (NotImplementedError, TypeError, ValueError, AttributeError, IndexError):
         raise DataError(
             f"given[{column!r}] is a range, which needs a likelihood with a CDF ('normal' or "
             "'laplace'); refit with one, or pass an exact value"
@@ -277,7 +283,9 @@ def from_frame(vae: Any, frame: pd.DataFrame, what: str = "given") -> PartialRow
 
 def _slot_distribution(fn: Any, slot: int) -> Any:
     """The distribution ``[N]`` of one continuous slot from the ``x_cont`` site's ``fn``
-    (a location-scale family with a CDF: Normal or Laplace)."""
+    (a location-scale family with a CDF: Normal or Laplace, or a joint one's ``marginal``)."""
+    if hasattr(fn, "marginal"):
+        return fn.marginal(slot)
     base = fn
     while hasattr(base, "base_dist"):
         base = base.base_dist
@@ -333,14 +341,33 @@ def decode(
         else:
             value = torch.zeros(n, len(slots), dtype=dtype, device=vae.model_device)
         tensors[name] = value
-    for slot, (y_lo, y_hi) in rows.range_slots.items():
-        tensors["x_cont"][:, slot] = _truncated(nodes["x_cont"]["fn"], slot, y_lo, y_hi)
+    fn = nodes["x_cont"]["fn"] if "x_cont" in nodes else None
+    if hasattr(fn, "condition"):  # correlated slots: free ones drawn given the fixed ones
+        tensors["x_cont"] = _conditional_draw(fn, rows, n)
+    else:
+        for slot, (y_lo, y_hi) in rows.range_slots.items():
+            tensors["x_cont"][:, slot] = _truncated(fn, slot, y_lo, y_hi)
     if fill_missing:
         tensors["x_miss"] = torch.zeros_like(tensors["x_miss"])
     for column in rows.ranges:
         if column in vae.layout_.miss_names:
             tensors["x_miss"][:, vae.layout_.miss_names.index(column)] = 0.0
     return vae.transformer_.inverse_transform(TensorTable(**tensors).to("cpu"))
+
+
+def _conditional_draw(fn: Any, rows: PartialRows, n: int) -> torch.Tensor:
+    """Continuous slots ``[n, D]`` for ``n`` draws (row ``i``'s consecutive) from a joint
+    family with ``condition`` (:mod:`ppvae.correlated_residuals`): each ranged slot in turn
+    from its conditional given the fixed slots and the ranged slots drawn before it,
+    truncated to its range; then the free slots from ``p(x_M | x_S, z)``; fixed slots kept."""
+    table = rows.table
+    index = torch.arange(len(table), device=fn.loc.device).repeat_interleave(n // len(table))
+    value = table["x_cont"][index].to(fn.loc.dtype).clone()
+    fixed = table[mask_name("x_cont")][index].clone()
+    for slot, (y_lo, y_hi) in rows.range_slots.items():
+        value[:, slot] = _truncated(fn.condition(value, fixed), slot, y_lo, y_hi)
+        fixed[:, slot] = True
+    return torch.where(fixed, value, fn.condition(value, fixed).sample())
 
 
 def draw(

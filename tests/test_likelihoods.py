@@ -60,8 +60,9 @@ def test_mask_drops_slots():
 @pytest.mark.parametrize("name", likelihoods.names())
 def test_continuous_families_give_finite_slot_log_probs(name):
     family = likelihoods.build(name)
-    raw = torch.randn(4, 3, family.num_params)
-    fn = family(raw).to_event(1)
+    raw = torch.randn(4, family.group_params(3))
+    fn = family.group_distribution(raw, 3, None)
+    assert fn.batch_shape == (4,) and fn.event_shape == (3,)
     lp = slot_log_prob(fn, torch.randn(4, 3))
     assert lp.shape == (4, 3) and torch.isfinite(lp).all()
     torch.testing.assert_close(
