@@ -1,17 +1,30 @@
 r"""Teach the encoder partial rows, after the model is fitted: the proposal phase of ``fit``.
 
 Conditional sampling and imputation need :math:`q(z \mid x_S)` for any observed subset S of
-a row's cells (:mod:`ppvae.posterior_resampling` uses it as its importance proposal). Once
-the model p(z) p(x | z) is fitted, the guide's own parameters (those the model does not use:
-the encoder) are trained further on random partial rows (:func:`ppvae.input_masking.hide_cells`)
-to maximise the ELBO of the *observed cells only*,
+a row's cells: :mod:`ppvae.posterior_resampling` uses it as its importance proposal for the
+posterior :math:`p(z \mid x_S)`. A proposal must cover the posterior's mass; being too wide
+costs particles, being too narrow silently loses whatever lies outside it, and no effective
+sample size reveals that loss.
 
-.. math::  \mathcal L_S = \mathbb E_{q(z \mid x_S)}[\log p(x_S \mid z)]
-           - \mathrm{KL}(q(z \mid x_S) \,\|\, p(z)) \le \log p(x_S),
+So the encoder is trained by the *forward* KL, not the ELBO. The encoder as fitted,
+:math:`q_T(z \mid x)` (frozen: the teacher), draws :math:`z` for full training rows; the
+encoder then learns to predict those draws from random partial rows (hiding a share
+:math:`u \sim U(0, 2r)` of each row's columns, :func:`ppvae.input_masking.hide_cells`):
 
-whose maximiser over q is the exact posterior :math:`p(z \mid x_S)`. The rows keep a random
-share :math:`u \sim U(0, 2r)` of their columns, so full rows (u near 0) stay in the mix.
+.. math::  \min_q\; \mathbb E_{x}\, \mathbb E_{S}\, \mathbb E_{z \sim q_T(z \mid x)}
+           \bigl[-\log q(z \mid x_S)\bigr]
+           = \mathbb E_{x_S}\, \mathrm{KL}\bigl(\bar q(z \mid x_S) \,\|\, q(z \mid x_S)\bigr)
+           + \text{const},
 
+with :math:`\bar q(z \mid x_S) = \mathbb E_{x \mid x_S}[q_T(z \mid x)]` the codes of every
+row that agrees with :math:`x_S` (the aggregate posterior's conditional, which stands in for
+:math:`p(z \mid x_S)`). The forward KL is mass-covering: where the hidden cells leave the
+code free (a column the others do not predict), :math:`q(z \mid x_S)` spreads over every
+code those rows have. The ELBO of the observed cells, :math:`\mathrm{KL}(q \,\|\, p(z \mid
+x_S))`, is mode-seeking instead: a Gaussian q fitted by it sits inside one mode of the
+posterior, and the resampled imputations came out too sharp (docs/partial_rows.md).
+
+With nothing hidden the target is the teacher itself, so full rows keep their posterior.
 The model's parameters are untouched, so unconditional synthesis is exactly what it was
 (``sample`` never calls the encoder): masked training costs no fidelity by construction, and
 importance weighting corrects whatever gap is left between q and the posterior.
@@ -19,11 +32,11 @@ importance weighting corrects whatever gap is left between q and the posterior.
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
 from pyro import poutine
-from pyro.infer import Trace_ELBO
 
 from ppvae.data.layout import TensorTable
 from ppvae.input_masking import hide_cells
@@ -58,6 +71,24 @@ def proposal_epochs(model_epochs: int) -> int:
     return int(min(MAX_EPOCHS, max(MIN_EPOCHS, math.ceil(EPOCH_SHARE * model_epochs))))
 
 
+def latent_values(trace: poutine.Trace) -> dict[str, torch.Tensor]:
+    """``{site: value}`` of the latent (unobserved) sample sites of a guide trace, detached."""
+    return {
+        name: node["value"].detach()
+        for name, node in trace.nodes.items()
+        if node["type"] == "sample" and not node["is_observed"]
+    }
+
+
+def forward_kl_loss(
+    module: TableModel, partial: TensorTable, targets: dict[str, torch.Tensor]
+) -> torch.Tensor:
+    """:math:`-\\log q(z \\mid x_S)` summed over rows and latent sites: the guide on the
+    ``partial`` rows, scored at the teacher's draws ``targets`` ``{site: [n, ...]}``."""
+    trace = poutine.trace(poutine.condition(module.guide, data=targets)).get_trace(partial)
+    return -sum(trace.nodes[name]["fn"].log_prob(value).sum() for name, value in targets.items())
+
+
 def fit_proposal(
     module: TableModel,
     data: TensorTable,
@@ -66,25 +97,29 @@ def fit_proposal(
     batch_size: int,
     lr: float,
 ) -> list[float]:
-    """Train the guide-only parameters of ``module`` on partial rows of ``data`` (module
-    docstring); returns the mean loss (nats per row) of each epoch."""
+    """Train the guide-only parameters of ``module`` on partial rows of ``data`` by the
+    forward KL to the fitted encoder (module docstring); returns the mean loss (nats per row)
+    of each epoch."""
     n = len(data)
     batch_size = max(1, min(int(batch_size), n))
     params = guide_only_parameters(module, data[:batch_size])
     if not params:
         return []
+    teacher = copy.deepcopy(module).eval()
     optimizer = torch.optim.Adam(params, lr=lr)
-    elbo = Trace_ELBO()
     was_training = module.training
-    module.train()
+    module.eval()  # the cells are hidden here, once: not again by the encoder's input masking
     losses = []
     try:
         for _ in range(int(epochs)):
             order = torch.randperm(n, device=data.x_cont.device)
             total = 0.0
             for start in range(0, n, batch_size):
-                batch = hide_cells(module.layout, data[order[start : start + batch_size]], rate)
-                loss = elbo.differentiable_loss(module.model, module.guide, batch) / len(batch)
+                batch = data[order[start : start + batch_size]]
+                with torch.no_grad():
+                    targets = latent_values(poutine.trace(teacher.guide).get_trace(batch))
+                partial = hide_cells(module.layout, batch, rate)
+                loss = forward_kl_loss(module, partial, targets) / len(batch)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
