@@ -32,8 +32,9 @@ importance weighting corrects whatever gap is left between q and the posterior.
 
 from __future__ import annotations
 
-import copy
 import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import torch
 from pyro import poutine
@@ -71,6 +72,21 @@ def proposal_epochs(model_epochs: int) -> int:
     return int(min(MAX_EPOCHS, max(MIN_EPOCHS, math.ceil(EPOCH_SHARE * model_epochs))))
 
 
+@contextmanager
+def swapped(params: Sequence[torch.Tensor], values: Sequence[torch.Tensor]) -> Iterator[None]:
+    """Inside the block ``params`` hold ``values`` (in place, no autograd); restored after."""
+    with torch.no_grad():
+        kept = [p.detach().clone() for p in params]
+        for p, v in zip(params, values):
+            p.copy_(v)
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for p, v in zip(params, kept):
+                p.copy_(v)
+
+
 def latent_values(trace: poutine.Trace) -> dict[str, torch.Tensor]:
     """``{site: value}`` of the latent (unobserved) sample sites of a guide trace, detached."""
     return {
@@ -105,7 +121,7 @@ def fit_proposal(
     params = guide_only_parameters(module, data[:batch_size])
     if not params:
         return []
-    teacher = copy.deepcopy(module).eval()
+    teacher = [p.detach().clone() for p in params]  # the encoder as fitted
     optimizer = torch.optim.Adam(params, lr=lr)
     was_training = module.training
     module.eval()  # the cells are hidden here, once: not again by the encoder's input masking
@@ -116,8 +132,8 @@ def fit_proposal(
             total = 0.0
             for start in range(0, n, batch_size):
                 batch = data[order[start : start + batch_size]]
-                with torch.no_grad():
-                    targets = latent_values(poutine.trace(teacher.guide).get_trace(batch))
+                with swapped(params, teacher), torch.no_grad():
+                    targets = latent_values(poutine.trace(module.guide).get_trace(batch))
                 partial = hide_cells(module.layout, batch, rate)
                 loss = forward_kl_loss(module, partial, targets) / len(batch)
                 optimizer.zero_grad(set_to_none=True)
