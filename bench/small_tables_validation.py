@@ -70,7 +70,15 @@ CANDIDATES: dict[str, tuple[dict, int]] = {
     "current_lr3e-3": ({**beta(0.5), "lr": 0.003}, 3),
     "current_lr5e-3": ({**beta(0.5), "lr": 0.005}, 3),
     # the rule: cyclical annealing, with the normal family's scale floor raised to 0.1
-    "cyc_floor0.1": ({"objective": {"name": "anneal", "beta_max": 0.5}, **floor(0.1)}, 3),
+    "cyc_floor0.1": (
+        {"objective": {"name": "anneal", "beta_max": 0.5}, **floor(0.1), "calibrate": "none"},
+        3,
+    ),
+    # the rule with the categorical marginals calibrated ex post (ppvae.marginal_calibration)
+    "cyc_floor0.1_calibrated": (
+        {"objective": {"name": "anneal", "beta_max": 0.5}, **floor(0.1), "calibrate": "categories"},
+        3,
+    ),
 }
 
 

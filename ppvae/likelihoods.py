@@ -29,6 +29,7 @@ from torch.nn.functional import softplus
 
 from ppvae.correlated_residuals import LowRankSlotNormal
 from ppvae.data.layout import Layout
+from ppvae.marginal_calibration import CALIBRATION_KNOTS
 from ppvae.networks import MIN_SCALE
 from ppvae.registry import Registry
 
@@ -274,6 +275,16 @@ class ContinuousSlots(SlotGroup):
     def __init__(self, layout: Layout, likelihood: str | ContinuousFamily = "normal"):
         super().__init__("x_cont", layout)
         self.family = likelihoods.build(likelihood)
+        # per slot, a monotone map of generated values (ppvae.marginal_calibration): source
+        # and target quantiles [width, 2, knots], and whether the slot is mapped at all
+        self.register_buffer("calibration", torch.zeros(self.width, 2, CALIBRATION_KNOTS))
+        self.register_buffer("calibrated", torch.zeros(self.width, dtype=torch.bool))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # a model saved before the maps existed generates unmapped values
+        state_dict.setdefault(prefix + "calibration", torch.zeros_like(self.calibration))
+        state_dict.setdefault(prefix + "calibrated", torch.zeros_like(self.calibrated))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @property
     def num_params(self) -> int:
@@ -292,6 +303,13 @@ class CategoricalSlots(SlotGroup):
     def __init__(self, layout: Layout):
         super().__init__("x_cat", layout)
         self.groups = CategoricalGroups(layout.cat_cardinalities)
+        # logit offsets added when generating (ppvae.marginal_calibration; zero until fitted)
+        self.register_buffer("offsets", torch.zeros(self.groups.total))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # a model saved before the offsets existed generates uncalibrated (zero offsets)
+        state_dict.setdefault(prefix + "offsets", torch.zeros_like(self.offsets))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _apply(self, fn, recurse=True):  # keep the gather indices on the parameters' device
         self.groups = self.groups.to(fn(torch.zeros(())).device)

@@ -37,9 +37,10 @@ from pyro import poutine
 from pyro.poutine.trace_struct import Trace
 from torch import nn
 
-from ppvae.data.layout import Layout, TensorTable, mask_name
+from ppvae.data.layout import CONTINUOUS, Layout, TensorTable, mask_name
 from ppvae.input_masking import hide_cells
 from ppvae.likelihoods import slot_groups, slot_log_prob
+from ppvae.marginal_calibration import CalibratedSampling, map_continuous
 from ppvae.networks import Decoder, Encoder
 from ppvae.priors import Prior, priors
 from ppvae.registry import Registry
@@ -152,7 +153,8 @@ class TableModel(nn.Module):
         if z is not None:
             condition[self.latent_site] = z
         model = poutine.condition(self.model, data=condition) if condition else self.model
-        nodes = poutine.trace(model).get_trace(None, num_rows=num_rows).nodes
+        with CalibratedSampling(self):  # categorical marginals as fitted ex post, if they were
+            nodes = poutine.trace(model).get_trace(None, num_rows=num_rows).nodes
         device = next(self.parameters()).device
         tensors = {}
         for name, slots in self.layout.slots.items():
@@ -163,6 +165,8 @@ class TableModel(nn.Module):
                 value = torch.zeros(num_rows, len(slots), dtype=dtype, device=device)
             tensors[name] = value
             tensors[mask_name(name)] = torch.ones_like(value, dtype=torch.bool)
+        if CONTINUOUS in tensors:  # continuous marginals as fitted ex post, if they were
+            tensors[CONTINUOUS] = map_continuous(self, tensors[CONTINUOUS])
         return TensorTable(**tensors)
 
 

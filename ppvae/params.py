@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from ppvae.marginal_calibration import CALIBRATIONS
 from ppvae.registry import SpecError
 
 MAX_VAL_FRACTION = 0.9
@@ -177,6 +178,11 @@ def _device(name: str, value: Any) -> None:
         raise _fail(name, value, f"a device name ({', '.join(DEVICES)})")
 
 
+def _calibrate(name: str, value: Any) -> None:
+    if not isinstance(value, str) or value not in CALIBRATIONS:
+        raise _fail(name, value, "one of " + ", ".join(f'"{c}"' for c in CALIBRATIONS))
+
+
 def _verbose(name: str, value: Any) -> None:
     if not isinstance(value, bool):
         raise _fail(name, value, "true or false")
@@ -190,6 +196,7 @@ CHECKS: dict[str, Callable[[str, Any], None]] = {
     "likelihood": _likelihood,
     "model": _spec_like("model"),
     "init": _spec_like("initialization"),
+    "calibrate": _calibrate,
     "input_mask_rate": _input_mask_rate,
     "continuous": _continuous,
     "kinds": _kinds,

@@ -37,6 +37,7 @@ from ppvae.data.split import Split, memory_split
 from ppvae.diagnostics.health import check_health
 from ppvae.evaluation import importance_log_likelihood
 from ppvae.initialization import Initialization, initializations
+from ppvae.marginal_calibration import calibrate, reset
 from ppvae.model import TableModel, models
 from ppvae.objectives import Objective, objectives
 from ppvae.priors import Prior, priors
@@ -72,6 +73,10 @@ class TabularVAE:
         own model/guide pair with ``@ppvae.models.register``).
     init: how the weights start (``ppvae.initialization``): ``random`` or
         ``{"name": "autoencoder", "epochs": 10}`` (KL-free epochs first).
+    calibrate: after the fit, calibrate generation to the training rows' marginals
+        (``ppvae.marginal_calibration``; likelihoods and imputation are left as fitted):
+        ``"categories"`` (logit offsets: sampled level and point-mass frequencies), ``"all"``
+        (also monotone maps of the continuous slots) or ``"none"``.
     input_mask_rate: after the fit, the encoder alone learns partial rows with this expected
         share of cells hidden (0: skip), for ``sample(given=...)`` and ``impute``; the model,
         hence unconditional sampling, is unchanged (docs/partial_rows.md).
@@ -97,6 +102,7 @@ class TabularVAE:
         likelihood: str = "normal",
         model: str | Mapping[str, Any] = "tabular",
         init: str | Mapping[str, Any] | Initialization = "random",
+        calibrate: str = "categories",
         input_mask_rate: float = INPUT_MASK_RATE,
         continuous: str = "quantile",
         kinds: Mapping[str, str] | None = None,
@@ -117,6 +123,7 @@ class TabularVAE:
         self.likelihood = likelihood
         self.model = model
         self.init = init
+        self.calibrate = calibrate
         self.input_mask_rate = input_mask_rate
         self.continuous = continuous
         self.kinds = kinds
@@ -305,6 +312,18 @@ class TabularVAE:
                 module.prior.fit(module.posterior(initial)[1])
             if sync is not None:  # one prior: rank 0's fit
                 sync.share_state(module.prior)
+        if self.calibrate != "none":  # generated marginals = the training rows' (ex post)
+            if initial is None:
+                initial = transformer.transform(split.sample).with_features(layout).to(device)
+            calibrate(
+                module,
+                initial,
+                transformer.continuous_in_use,
+                continuous=self.calibrate == "all",
+                seed=self._calibration_seed,
+            )
+            if sync is not None:  # one set of offsets: rank 0's
+                sync.share_state(module)
         if self.input_mask_rate > 0:  # the encoder learns partial rows; the model is kept
             if initial is None:
                 initial = transformer.transform(split.sample).with_features(layout).to(device)
@@ -353,6 +372,10 @@ class TabularVAE:
         self.n_rows_ = int(n_rows)
         self.divergence_ = divergence
         return self
+
+    @property
+    def _calibration_seed(self) -> int:
+        return 0 if self.seed is None else int(self.seed)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "model_"):
@@ -532,7 +555,9 @@ class TabularVAE:
     ) -> TabularVAE:
         """Swap in a new prior without retraining; priors with ``fit(z)`` are fitted to the
         aggregate posterior q(z) = (1/N) sum_n q(z | x_n) of ``data`` (the training rows, say:
-        the fitted model keeps no copy of them).
+        the fitted model keeps no copy of them). The marginal calibration (``calibrate``)
+        belongs to the prior it was fitted through: it is refitted on ``data``, or dropped
+        when no ``data`` is given.
 
         >>> vae.refit_prior("aggregate", data=df, components=20)
         """
@@ -552,6 +577,15 @@ class TabularVAE:
             with self._rng(self.seed), torch.no_grad():
                 new.fit(self.model_.posterior(table)[1])
         self.model_.prior = new
+        reset(self.model_)  # the calibration belongs to the old prior: refit it, or drop it
+        if self.calibrate != "none" and data is not None:
+            calibrate(
+                self.model_,
+                self._table(data),
+                self.transformer_.continuous_in_use,
+                continuous=self.calibrate == "all",
+                seed=self._calibration_seed,
+            )
         self.prior = new.config()
         return self
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+CONTINUOUS = "x_cont"
 CATEGORICAL = "x_cat"
 
 

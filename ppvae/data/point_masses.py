@@ -80,6 +80,10 @@ class PointMasses(ColumnTransform):
             cont[~on_spike] = self.rest.forward(x[~on_spike], rng)[0][:, 0]
         return cont[:, None], level[:, None].astype(np.int64)
 
+    def continuous_in_use(self, cat: np.ndarray) -> np.ndarray:
+        """The rows elsewhere (the last level), when there is a rest to encode."""
+        return (cat[:, 0] == len(self.spikes)) & (self.rest is not None)
+
     def inverse(self, cont: np.ndarray, cat: np.ndarray) -> np.ndarray:
         k = len(self.spikes)
         level = np.clip(cat[:, 0], 0, k)

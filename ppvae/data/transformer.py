@@ -361,6 +361,32 @@ class TableTransformer:
             out[col.name] = _restore(col, values, missing)
         return self.rules_.apply(pd.DataFrame(out))
 
+    def continuous_in_use(self, table: TensorTable) -> tuple[torch.Tensor, list[bool]]:
+        """Where the inverse reads a continuous slot: bool ``[n, n_cont]`` (observed, not
+        missing, and for a point-mass column off its spikes), and per slot whether one
+        monotone map of it can stand for its column (``ColumnTransform.continuous_in_use``)."""
+        x_cat = table.x_cat.detach().cpu().numpy()
+        x_miss = table.x_miss.detach().cpu().numpy()
+        cont_mask = table.mask("x_cont")
+        n = len(x_cat)
+        used, mappable = [], []
+        ki = mi = 0
+        for col, t in zip(self.schema_.columns, self.transforms_):
+            nk = len(t.cat_cardinalities)
+            rows = t.continuous_in_use(x_cat[:, ki : ki + nk]) if t.n_cont == 1 else None
+            ki += nk
+            present = np.ones(n, dtype=bool)
+            if col.name in self.layout_.miss_names:
+                present = x_miss[:, mi] < 0.5
+                mi += 1
+            for _ in range(t.n_cont):
+                used.append(present & (rows if rows is not None else False))
+                mappable.append(rows is not None)
+        in_use = torch.from_numpy(np.stack(used, axis=1) if used else np.zeros((n, 0), bool))
+        if cont_mask is not None:
+            in_use &= cont_mask.detach().cpu().bool()
+        return in_use, mappable
+
     # -- persistence -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return {

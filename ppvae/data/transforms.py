@@ -45,6 +45,12 @@ class ColumnTransform:
     def to_dict(self) -> dict[str, Any]:
         return {"type": self.name, **self._state()}
 
+    def continuous_in_use(self, cat: np.ndarray) -> np.ndarray | None:
+        """Which rows' continuous slot value :meth:`inverse` reads, given their categorical
+        slots ``cat`` ``[n, n_cat]`` -> bool ``[n]``; None when one monotone map of the slot
+        cannot stand for the column (its meaning depends on a category). One slot only."""
+        return np.ones(len(cat), dtype=bool)
+
     def _state(self) -> dict[str, Any]:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -173,6 +179,9 @@ class ModeSpecific(ColumnTransform):
         )
         alpha = np.clip((x - self.means[mode]) / (4 * self.stds[mode]), -0.99, 0.99)
         return alpha[:, None], mode[:, None].astype(np.int64)
+
+    def continuous_in_use(self, cat: np.ndarray) -> None:
+        return None  # the within-mode value means something else in each mode
 
     def inverse(self, cont: np.ndarray, cat: np.ndarray) -> np.ndarray:
         mode = cat[:, 0]

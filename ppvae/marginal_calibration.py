@@ -1,0 +1,222 @@
+r"""Marginals calibrated ex post: generated rows have the training rows' column marginals.
+
+A VAE fitted by the ELBO and sampled through z ~ p(z) need not reproduce one column's
+marginal: the prior it samples from only approximates the aggregate posterior, and the
+decoder was fitted on posterior draws, not prior ones. On the shared tables' validation
+splits the default model's ``occupation`` came back 4.3 % off in total variation (Adult) and
+the bill amounts of Default 2-3 % off in Kolmogorov-Smirnov distance. After the fit, two
+maps, both fitted on rows generated through the sampling prior, correct the generator:
+
+**Categorical slots** (levels, point masses): one offset per level :math:`b_{jk}` is added
+to the decoder's logits,
+
+.. math::  p_b(x_j = k \mid z) = \operatorname{softmax}_k\big(\ell_{jk}(z) + b_{jk}\big),
+           \qquad \mathbb{E}_{z \sim p(z)}\, p_b(x_j = k \mid z) = \hat\pi_{jk},
+
+with :math:`\hat\pi` the training frequencies, solved by the fixed-point update
+:math:`b \leftarrow b + \log \hat\pi - \log m(b)` (iterative proportional fitting; :math:`m(b)`
+estimated on ``CALIBRATION_DRAWS`` prior draws). An offset scales every z's probability of a
+level by the same factor, so how the level depends on z is the decoder's.
+
+**Continuous slots**: a generated value :math:`y` of slot :math:`j` becomes
+:math:`G_j^{-1}(F_j(y))`, with :math:`F_j` the generated slot's distribution and :math:`G_j`
+the training rows', both estimated by ``CALIBRATION_KNOTS`` quantiles over the rows where the
+inverse transform reads the slot (not missing, off a point mass). The map is monotone, so
+every rank, hence the copula of the generated rows, is kept; a slot whose meaning depends on
+a category (mode-specific normalisation) is left alone.
+
+``TabularVAE(calibrate=...)`` chooses: ``"categories"`` (the default), ``"all"`` (both) or
+``"none"``. On the shared tables' validation splits (docs/marginal_calibration.md) the
+categorical offsets raised Column Shapes on all four tables and left the detection AUC as it
+was or lower; the continuous maps raised Column Shapes further (to 0.988-0.994) but the
+detector found Default's rows easier to tell (0.872 -> 0.887) and diamonds' Pair Trends fell
+(0.925 -> 0.910): a per-column map matches a marginal, not the relations between columns, so
+they are opt-in.
+
+Both live in the slot groups (saved with the model) and act only when the model *generates*
+(:meth:`ppvae.model.TableModel.generate`: ``sample``, ``reconstruct``); likelihoods,
+imputation and ``sample(given=...)`` use the decoder as fitted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from pyro import poutine
+from pyro.poutine.messenger import Messenger
+
+from ppvae.data.layout import CATEGORICAL, CONTINUOUS, TensorTable
+
+#: ``TabularVAE(calibrate=...)`` values: what is calibrated after the fit
+CALIBRATIONS = ("categories", "all", "none")
+
+CALIBRATION_DRAWS = 20_000
+CALIBRATION_KNOTS = 1001  # quantiles per continuous slot (0, 0.001, ..., 1)
+MIN_ROWS = 100  # fewer generated or training values in use than this: the slot is not mapped
+ITERATIONS = 100
+TOLERANCE = 1e-3  # stop when every level's log-ratio log(target / sampled) is below this
+PSEUDO_COUNT = 0.5  # added to each level's training count (a level absent from the rows)
+
+#: ``table -> (in_use [n, n_cont] bool, mappable per slot)``: where the inverse transform
+#: reads each continuous slot (``TableTransformer.continuous_in_use``).
+InUse = Callable[[TensorTable], tuple[torch.Tensor, list[bool]]]
+
+
+class CalibratedSampling(Messenger):
+    """Effect handler: an unobserved categorical site is drawn from its calibrated logits
+    (``logits + offsets`` of the module's categorical slot group)."""
+
+    def __init__(self, module: torch.nn.Module):
+        super().__init__()
+        self.offsets = category_offsets(module)
+
+    def _pyro_sample(self, msg: dict) -> None:
+        if msg["name"] != CATEGORICAL or msg["is_observed"] or self.offsets is None:
+            return
+        fn = msg["fn"]
+        msg["fn"] = type(fn)(fn.logits + self.offsets, fn.groups, fn.mask)
+
+
+def _group(module: torch.nn.Module, name: str) -> torch.nn.Module | None:
+    for group in getattr(module, "slot_groups", ()):
+        if group.name == name:
+            return group
+    return None
+
+
+def category_offsets(module: torch.nn.Module) -> torch.Tensor | None:
+    """The module's categorical logit offsets ``[sum K]``, or None (no categorical slots, or
+    a custom group without offsets)."""
+    return getattr(_group(module, CATEGORICAL), "offsets", None)
+
+
+def map_continuous(module: torch.nn.Module, values: torch.Tensor) -> torch.Tensor:
+    """Generated continuous slot values ``[n, n_cont]`` through the fitted monotone maps."""
+    group = _group(module, CONTINUOUS)
+    if group is None or not hasattr(group, "calibrated") or not group.calibrated.any():
+        return values
+    out = values.clone()
+    for j in torch.nonzero(group.calibrated).flatten().tolist():
+        source, target = group.calibration[j]
+        out[:, j] = _interpolate(values[:, j], source, target).to(values.dtype)
+    return out
+
+
+def reset(module: torch.nn.Module) -> None:
+    """Drop every calibration: the model generates as fitted."""
+    offsets = category_offsets(module)
+    if offsets is not None:
+        offsets.zero_()
+    group = _group(module, CONTINUOUS)
+    if group is not None and hasattr(group, "calibrated"):
+        group.calibrated.zero_()
+
+
+@torch.no_grad()
+def calibrate(
+    module: torch.nn.Module,
+    table: TensorTable,
+    in_use: InUse,
+    continuous: bool = False,
+    draws: int = CALIBRATION_DRAWS,
+    seed: int = 0,
+) -> dict[str, float | int | None]:
+    """Fit the categorical calibration of ``module`` to the training rows ``table``, and with
+    ``continuous`` the continuous maps too (fitted on rows whose point masses are already
+    calibrated).
+    Returns ``{"category_gap": largest remaining |log(target / sampled)|, "mapped_slots": n}``.
+    The prior draws use a generator forked from torch's global one and seeded with ``seed``:
+    the caller's random stream is left where it was."""
+    reset(module)
+    devices = [table[CATEGORICAL].device] if table[CATEGORICAL].device.type == "cuda" else []
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            gap = calibrate_categories(module, table, draws)
+            mapped = _fit_continuous_maps(module, table, in_use, draws) if continuous else 0
+    finally:
+        module.train(was_training)
+    return {"category_gap": gap, "mapped_slots": mapped}
+
+
+@torch.no_grad()
+def calibrate_categories(
+    module: torch.nn.Module, table: TensorTable, draws: int = CALIBRATION_DRAWS
+) -> float | None:
+    """Set the categorical offsets so that rows generated through the prior have the level
+    frequencies of ``table`` (observed cells); returns the largest remaining log-ratio (None:
+    nothing to calibrate). Draws from torch's global generator."""
+    offsets = category_offsets(module)
+    if offsets is None or table[CATEGORICAL].shape[1] == 0:
+        return None
+    offsets.zero_()
+    trace = poutine.trace(module.model).get_trace(None, num_rows=draws)
+    logits = trace.nodes[CATEGORICAL]["fn"].logits  # [draws, sum K], the fitted decoder's
+    target = _frequencies(table, _group(module, CATEGORICAL).groups.cardinalities).to(logits)
+    slices, start = [], 0
+    for k in _group(module, CATEGORICAL).groups.cardinalities:
+        slices.append(slice(start, start + k))
+        start += k
+    gap = float("inf")
+    for _ in range(ITERATIONS):
+        gap = 0.0
+        for s in slices:
+            sampled = torch.softmax(logits[:, s] + offsets[s], dim=-1).mean(0)
+            step = target[s].log() - sampled.log()
+            offsets[s] += step
+            gap = max(gap, float(step.abs().max()))
+        if gap < TOLERANCE:
+            break
+    return gap
+
+
+@torch.no_grad()
+def _fit_continuous_maps(
+    module: torch.nn.Module, table: TensorTable, in_use: InUse, draws: int
+) -> int:
+    """Fit the continuous slots' quantile maps on ``draws`` generated rows; returns how many
+    slots are mapped."""
+    group = _group(module, CONTINUOUS)
+    if group is None or not hasattr(group, "calibrated") or table[CONTINUOUS].shape[1] == 0:
+        return 0
+    generated = module.generate(draws)
+    gen_use, mappable = in_use(generated)
+    real_use, _ = in_use(table)
+    probs = torch.linspace(0, 1, CALIBRATION_KNOTS, dtype=torch.float64)
+    for j, ok in enumerate(mappable):
+        source = generated[CONTINUOUS][:, j][gen_use[:, j].to(generated[CONTINUOUS].device)]
+        target = table[CONTINUOUS][:, j][real_use[:, j].to(table[CONTINUOUS].device)]
+        if not ok or len(source) < MIN_ROWS or len(target) < MIN_ROWS:
+            continue
+        knots = torch.stack(
+            [torch.quantile(v.detach().double().cpu(), probs) for v in (source, target)]
+        )
+        group.calibration[j] = knots.to(group.calibration)
+        group.calibrated[j] = True
+    return int(group.calibrated.sum())
+
+
+def _interpolate(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor:
+    """Piecewise-linear ``fp(xp)`` at ``x`` (``xp`` non-decreasing), constant beyond the ends."""
+    x = x.to(xp.dtype)
+    i = torch.searchsorted(xp, x.contiguous(), right=True).clamp(1, len(xp) - 1)
+    x0, x1, f0, f1 = xp[i - 1], xp[i], fp[i - 1], fp[i]
+    width = x1 - x0
+    w = torch.where(width > 0, (x - x0) / torch.where(width > 0, width, 1.0), 0.5)
+    out = f0 + w.clamp(0, 1) * (f1 - f0)
+    return torch.where(x <= xp[0], fp[0], torch.where(x >= xp[-1], fp[-1], out))
+
+
+def _frequencies(table: TensorTable, cardinalities: tuple[int, ...]) -> torch.Tensor:
+    """Training level frequencies ``[sum K]`` (each column's block sums to one)."""
+    values = table[CATEGORICAL].long()
+    mask = table.mask(CATEGORICAL)
+    blocks = []
+    for j, k in enumerate(cardinalities):
+        column = values[:, j] if mask is None else values[:, j][mask[:, j].bool()]
+        counts = torch.bincount(column.cpu(), minlength=k)[:k].double() + PSEUDO_COUNT
+        blocks.append(counts / counts.sum())
+    return torch.cat(blocks)
