@@ -13,9 +13,10 @@ to the decoder's logits,
 .. math::  p_b(x_j = k \mid z) = \operatorname{softmax}_k\big(\ell_{jk}(z) + b_{jk}\big),
            \qquad \mathbb{E}_{z \sim p(z)}\, p_b(x_j = k \mid z) = \hat\pi_{jk},
 
-with :math:`\hat\pi` the training frequencies, solved by the fixed-point update
-:math:`b \leftarrow b + \log \hat\pi - \log m(b)` (iterative proportional fitting; :math:`m(b)`
-estimated on ``CALIBRATION_DRAWS`` prior draws). An offset scales every z's probability of a
+with :math:`\hat\pi` the training frequencies and the expectation estimated on
+``CALIBRATION_DRAWS`` prior draws; a column's frequencies depend on its own offsets only, and
+its offsets minimise a convex function whose gradient is the frequency gap, solved by Newton
+steps (:func:`_solve_offsets`). An offset scales every z's probability of a
 level by the same factor, so how the level depends on z is the decoder's.
 
 **Continuous slots**: a generated value :math:`y` of slot :math:`j` becomes
@@ -51,11 +52,12 @@ from ppvae.data.layout import CATEGORICAL, CONTINUOUS, TensorTable
 #: ``TabularVAE(calibrate=...)`` values: what is calibrated after the fit
 CALIBRATIONS = ("categories", "all", "none")
 
-CALIBRATION_DRAWS = 20_000
+CALIBRATION_DRAWS = 10_000
 CALIBRATION_KNOTS = 1001  # quantiles per continuous slot (0, 0.001, ..., 1)
 MIN_ROWS = 100  # fewer generated or training values in use than this: the slot is not mapped
-ITERATIONS = 100
+ITERATIONS = 50  # Newton steps per column
 TOLERANCE = 1e-3  # stop when every level's log-ratio log(target / sampled) is below this
+RIDGE = 1e-9  # added to the Hessian's diagonal (it is singular along b + constant)
 PSEUDO_COUNT = 0.5  # added to each level's training count (a level absent from the rows)
 
 #: ``table -> (in_use [n, n_cont] bool, mappable per slot)``: where the inverse transform
@@ -154,22 +156,15 @@ def calibrate_categories(
         return None
     offsets.zero_()
     trace = poutine.trace(module.model).get_trace(None, num_rows=draws)
-    logits = trace.nodes[CATEGORICAL]["fn"].logits  # [draws, sum K], the fitted decoder's
-    target = _frequencies(table, _group(module, CATEGORICAL).groups.cardinalities).to(logits)
-    slices, start = [], 0
-    for k in _group(module, CATEGORICAL).groups.cardinalities:
-        slices.append(slice(start, start + k))
-        start += k
-    gap = float("inf")
-    for _ in range(ITERATIONS):
-        gap = 0.0
-        for s in slices:
-            sampled = torch.softmax(logits[:, s] + offsets[s], dim=-1).mean(0)
-            step = target[s].log() - sampled.log()
-            offsets[s] += step
-            gap = max(gap, float(step.abs().max()))
-        if gap < TOLERANCE:
-            break
+    logits = trace.nodes[CATEGORICAL]["fn"].logits.double()  # [draws, sum K], as fitted
+    cardinalities = _group(module, CATEGORICAL).groups.cardinalities
+    target = _frequencies(table, cardinalities).to(logits)
+    gap, start = 0.0, 0
+    for k in cardinalities:  # a column's frequencies depend on its own offsets only
+        s = slice(start, start + k)
+        solved, column_gap = _solve_offsets(logits[:, s], target[s])
+        offsets[s] = solved.to(offsets)
+        gap, start = max(gap, column_gap), start + k
     return gap
 
 
@@ -208,6 +203,35 @@ def _interpolate(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.T
     w = torch.where(width > 0, (x - x0) / torch.where(width > 0, width, 1.0), 0.5)
     out = f0 + w.clamp(0, 1) * (f1 - f0)
     return torch.where(x <= xp[0], fp[0], torch.where(x >= xp[-1], fp[-1], out))
+
+
+def _solve_offsets(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, float]:
+    r"""Offsets ``b`` ``[K]`` with ``mean_n softmax(logits_n + b) = target`` for one column's
+    ``logits`` ``[n, K]``: the minimiser of the convex
+    :math:`f(b) = \frac1n \sum_n \operatorname{logsumexp}(\ell_n + b) - \hat\pi^\top b`
+    (gradient :math:`m(b) - \hat\pi`), by Newton steps with backtracking; returns ``b`` and
+    the largest remaining ``|log(target / sampled)|``."""
+
+    def objective(b: torch.Tensor) -> torch.Tensor:
+        return torch.logsumexp(logits + b, dim=-1).mean() - target @ b
+
+    b = torch.zeros_like(target)
+    ridge = RIDGE * torch.eye(len(target), dtype=target.dtype, device=target.device)
+    gap = float("inf")
+    for _ in range(ITERATIONS):
+        p = torch.softmax(logits + b, dim=-1)
+        sampled = p.mean(0)
+        gap = float((target.log() - sampled.log()).abs().max())
+        if gap < TOLERANCE:
+            break
+        grad = sampled - target
+        hessian = torch.diag(sampled) - p.T @ p / len(p) + ridge
+        step = torch.linalg.solve(hessian, grad)
+        value, t = objective(b), 1.0
+        while objective(b - t * step) > value - 1e-4 * t * (grad @ step) and t > 1e-6:
+            t /= 2
+        b = b - t * step
+    return b, gap
 
 
 def _frequencies(table: TensorTable, cardinalities: tuple[int, ...]) -> torch.Tensor:
