@@ -18,15 +18,13 @@ then observes it, and generation and per-column log-likelihoods include it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import pyro.distributions as dist
 import torch
-from pyro.distributions.torch_distribution import TorchDistribution
 from torch import nn
-from torch.distributions import constraints
 from torch.nn.functional import softplus
 
+from ppvae.categorical_columns import CategoricalColumns, CategoricalGroups
+from ppvae.chained_categories import ChainedCategoricalColumns, LevelChain
 from ppvae.correlated_residuals import LowRankSlotNormal
 from ppvae.data.layout import Layout
 from ppvae.marginal_calibration import CALIBRATION_KNOTS
@@ -117,112 +115,6 @@ class StudentTFamily(ContinuousFamily):
         )
 
 
-class CategoricalGroups:
-    """Precomputed gather indices that pad categorical slots of similar size together.
-
-    Slots are sorted by cardinality and grouped so that within a group the largest
-    cardinality is at most twice the smallest: padding wastes at most half the work, and a
-    table with one thousand-level column does not pad every binary column to a thousand.
-    """
-
-    def __init__(self, cardinalities: Sequence[int]):
-        self.cardinalities = tuple(int(k) for k in cardinalities)
-        self.total = sum(self.cardinalities)
-        offsets, start = [], 0
-        for k in self.cardinalities:
-            offsets.append(start)
-            start += k
-        order = sorted(range(len(self.cardinalities)), key=lambda j: self.cardinalities[j])
-        groups: list[list[int]] = []
-        for j in order:
-            if groups and self.cardinalities[j] <= 2 * self.cardinalities[groups[-1][0]]:
-                groups[-1].append(j)
-            else:
-                groups.append([j])
-        self.groups = []
-        for members in groups:
-            width = max(self.cardinalities[j] for j in members)
-            index = torch.full((len(members), width), self.total, dtype=torch.long)
-            for row, j in enumerate(members):
-                index[row, : self.cardinalities[j]] = torch.arange(
-                    offsets[j], offsets[j] + self.cardinalities[j]
-                )
-            self.groups.append((torch.tensor(members, dtype=torch.long), index))
-
-    def to(self, device: torch.device | str) -> CategoricalGroups:
-        moved = object.__new__(CategoricalGroups)
-        moved.cardinalities, moved.total = self.cardinalities, self.total
-        moved.groups = [(m.to(device), i.to(device)) for m, i in self.groups]
-        return moved
-
-
-class CategoricalColumns(TorchDistribution):
-    """Independent Categoricals of different sizes over ``n_cat`` slots.
-
-    ``logits`` is ``[*batch, sum K]`` (the slots' logits concatenated); the event is the
-    ``[n_cat]`` vector of level indices. ``mask`` ``[*batch, n_cat]`` (optional) drops slots
-    from the log-density.
-    """
-
-    arg_constraints = {"logits": constraints.real}
-    support = constraints.independent(constraints.nonnegative_integer, 1)
-
-    def __init__(
-        self,
-        logits: torch.Tensor,
-        groups: CategoricalGroups,
-        mask: torch.Tensor | None = None,
-        validate_args: bool | None = None,
-    ):
-        self.logits, self.groups, self.mask = logits, groups, mask
-        n_cat = len(groups.cardinalities)
-        pad = logits.new_full((*logits.shape[:-1], 1), float("-inf"))
-        padded = torch.cat([logits, pad], dim=-1)
-        self._group_logits = [
-            torch.log_softmax(padded[..., index], dim=-1) for _, index in groups.groups
-        ]
-        super().__init__(logits.shape[:-1], torch.Size([n_cat]), validate_args=validate_args)
-
-    def slot_log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        """Per-slot log-probabilities ``[*batch, n_cat]`` (zero where masked)."""
-        value = value.long()
-        out = self.logits.new_zeros(
-            *torch.broadcast_shapes(
-                value.shape, (*self.batch_shape, len(self.groups.cardinalities))
-            )
-        )
-        for (members, _), logp in zip(self.groups.groups, self._group_logits):
-            picked = logp.expand(*out.shape[:-1], *logp.shape[-2:]).gather(
-                -1, value[..., members].unsqueeze(-1)
-            )
-            out = out.index_copy(-1, members, picked.squeeze(-1))
-        if self.mask is not None:
-            out = out * self.mask
-        return out
-
-    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        return self.slot_log_prob(value).sum(-1)
-
-    def sample(self, sample_shape: torch.Size | tuple = ()) -> torch.Tensor:
-        shape = torch.Size(sample_shape) + self.batch_shape
-        out = torch.zeros(
-            *shape, len(self.groups.cardinalities), dtype=torch.long, device=self.logits.device
-        )
-        with torch.no_grad():
-            for (members, _), logp in zip(self.groups.groups, self._group_logits):
-                draws = torch.distributions.Categorical(logits=logp).sample(sample_shape)
-                out[..., members] = draws
-        return out
-
-    def expand(self, batch_shape: torch.Size, _instance=None) -> CategoricalColumns:
-        batch_shape = torch.Size(batch_shape)
-        if batch_shape == self.batch_shape:
-            return self
-        logits = self.logits.expand(*batch_shape, self.logits.shape[-1])
-        mask = None if self.mask is None else self.mask.expand(*batch_shape, self.mask.shape[-1])
-        return CategoricalColumns(logits, self.groups, mask)
-
-
 def slot_log_prob(fn: dist.Distribution, value: torch.Tensor) -> torch.Tensor:
     """Per-slot log-density ``[*batch, n_slots]`` of an observed group site's distribution."""
     if hasattr(fn, "slot_log_prob"):
@@ -305,10 +197,19 @@ class CategoricalSlots(SlotGroup):
         self.groups = CategoricalGroups(layout.cat_cardinalities)
         # logit offsets added when generating (ppvae.marginal_calibration; zero until fitted)
         self.register_buffer("offsets", torch.zeros(self.groups.total))
+        self.chain = None  # a LevelChain once chain_levels is called (ppvae.chained_categories)
+
+    def chain_levels(self, rank: int, chained: list[bool] | None = None) -> None:
+        """Make each slot (of those ``chained``) depend on the levels of the slots before it."""
+        self.chain = LevelChain(self.groups.cardinalities, rank, chained)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # a model saved before the offsets existed generates uncalibrated (zero offsets)
         state_dict.setdefault(prefix + "offsets", torch.zeros_like(self.offsets))
+        if self.chain is not None and prefix + "chain.readout" not in state_dict:
+            # saved before the chain existed: its slots are independent given z (zero read-out)
+            state_dict[prefix + "chain.readout"] = torch.zeros_like(self.chain.readout)
+            state_dict[prefix + "chain.embedding"] = self.chain.embedding.detach().clone()
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _apply(self, fn, recurse=True):  # keep the gather indices on the parameters' device
@@ -320,6 +221,8 @@ class CategoricalSlots(SlotGroup):
         return self.groups.total
 
     def distribution(self, raw: torch.Tensor, mask: torch.Tensor | None) -> dist.Distribution:
+        if self.chain is not None:
+            return ChainedCategoricalColumns(raw, self.groups, self.chain, mask)
         return CategoricalColumns(raw, self.groups, mask)
 
 

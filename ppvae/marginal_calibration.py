@@ -58,6 +58,7 @@ MIN_ROWS = 100  # fewer generated or training values in use than this: the slot 
 ITERATIONS = 50  # Newton steps per column
 TOLERANCE = 1e-3  # stop when every level's log-ratio log(target / sampled) is below this
 RIDGE = 1e-9  # added to the Hessian's diagonal (it is singular along b + constant)
+CHAIN_ROUNDS = 3  # chained categorical slots: offsets re-solved on draws made with the last ones
 PSEUDO_COUNT = 0.5  # added to each level's training count (a level absent from the rows)
 
 #: ``table -> (in_use [n, n_cont] bool, mappable per slot)``: where the inverse transform
@@ -76,8 +77,7 @@ class CalibratedSampling(Messenger):
     def _pyro_sample(self, msg: dict) -> None:
         if msg["name"] != CATEGORICAL or msg["is_observed"] or self.offsets is None:
             return
-        fn = msg["fn"]
-        msg["fn"] = type(fn)(fn.logits + self.offsets, fn.groups, fn.mask)
+        msg["fn"] = msg["fn"].shifted(self.offsets)
 
 
 def _group(module: torch.nn.Module, name: str) -> torch.nn.Module | None:
@@ -155,10 +155,24 @@ def calibrate_categories(
     if offsets is None or table[CATEGORICAL].shape[1] == 0:
         return None
     offsets.zero_()
-    trace = poutine.trace(module.model).get_trace(None, num_rows=draws)
-    logits = trace.nodes[CATEGORICAL]["fn"].logits.double()  # [draws, sum K], as fitted
-    cardinalities = _group(module, CATEGORICAL).groups.cardinalities
-    target = _frequencies(table, cardinalities).to(logits)
+    group = _group(module, CATEGORICAL)
+    rounds = CHAIN_ROUNDS if getattr(group, "chain", None) is not None else 1
+    target = _frequencies(table, group.groups.cardinalities).to(torch.float64)
+    for _ in range(rounds):
+        with CalibratedSampling(module):  # draws with the offsets so far (none at first)
+            node = poutine.trace(module.model).get_trace(None, num_rows=draws).nodes[CATEGORICAL]
+        fn = node["fn"]
+        if hasattr(fn, "conditional"):  # chained slots: each slot's logits given those drawn before
+            fn = fn.conditional(node["value"])
+        logits = fn.logits.double() - offsets.double()  # [draws, sum K], as fitted
+        gap = _solve_columns(logits, target.to(logits), offsets, group.groups.cardinalities)
+    return gap
+
+
+def _solve_columns(
+    logits: torch.Tensor, target: torch.Tensor, offsets: torch.Tensor, cardinalities
+) -> float:
+    """Set ``offsets`` column by column from the generated ``logits``; the largest gap."""
     gap, start = 0.0, 0
     for k in cardinalities:  # a column's frequencies depend on its own offsets only
         s = slice(start, start + k)

@@ -37,6 +37,7 @@ from pyro import poutine
 from pyro.poutine.trace_struct import Trace
 from torch import nn
 
+from ppvae.chained_categories import CHAIN_RANK
 from ppvae.data.layout import CONTINUOUS, Layout, TensorTable, mask_name
 from ppvae.input_masking import hide_cells
 from ppvae.likelihoods import slot_groups, slot_log_prob
@@ -181,9 +182,22 @@ class TabularModel(TableModel):
         hidden: Sequence[int] = (256, 256),
         prior: str | Mapping[str, Any] | Prior = "standard_normal",
         likelihood: str = "normal",
+        chain_rank: int = CHAIN_RANK,
     ):
         super().__init__(layout, likelihood)
         self.latent_dim = int(latent_dim)
+        if isinstance(chain_rank, bool) or not isinstance(chain_rank, int) or chain_rank < 0:
+            raise ValueError(
+                f"model: chain_rank={chain_rank!r} is not allowed; give a non-negative integer "
+                "(0: categorical slots independent given z; e.g. 16: each depends on the levels "
+                "before it, ppvae.chained_categories)"
+            )
+        if chain_rank:
+            for group in self.slot_groups:
+                if hasattr(group, "chain_levels"):
+                    # a numeric column's point-mass slot stays with its number, given z
+                    chained = [name not in layout.cont_names for name in layout.cat_names]
+                    group.chain_levels(chain_rank, chained)
         self.encoder = Encoder(layout.input_dim, tuple(hidden), self.latent_dim)
         self.decoder = Decoder(
             self.decoder_inputs(layout, self.latent_dim), tuple(hidden), self.decoder_widths

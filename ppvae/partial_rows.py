@@ -341,6 +341,12 @@ def decode(
         else:
             value = torch.zeros(n, len(slots), dtype=dtype, device=vae.model_device)
         tensors[name] = value
+    cat = nodes["x_cat"]["fn"] if "x_cat" in nodes else None
+    if hasattr(cat, "sample_given"):  # chained levels: drawn after the given ones, given them
+        index = torch.arange(len(rows.table), device=value.device)
+        index = index.repeat_interleave(n // len(rows.table))
+        fixed = rows.table[mask_name("x_cat")][index]
+        tensors["x_cat"] = cat.sample_given(rows.table["x_cat"][index].long(), fixed.bool())
     fn = nodes["x_cont"]["fn"] if "x_cont" in nodes else None
     if hasattr(fn, "condition"):  # correlated slots: free ones drawn given the fixed ones
         tensors["x_cont"] = _conditional_draw(fn, rows, n)

@@ -30,7 +30,7 @@ from ppvae.data.identifiers import identifier_reason
 
 KINDS = ("continuous", "integer", "categorical", "boolean", "datetime", "identifier")
 NUMERIC_KINDS = ("continuous", "integer", "datetime")
-MAX_INT_LEVELS = 10
+MAX_INT_LEVELS = 20
 
 
 @dataclass
