@@ -41,7 +41,10 @@ def small_table(n: int = 120) -> pd.DataFrame:
 
 
 def options(**changes) -> dict:
-    base = dict(latent_dim=2, hidden=(8,), epochs=4, batch_size=32, patience=None)
+    # independent categorical slots: every parameter of p(x | z) is in `module.decoder`, which
+    # the corruption below scales
+    model = {"name": "tabular", "chain_rank": 0}
+    base = dict(latent_dim=2, hidden=(8,), epochs=4, batch_size=32, patience=None, model=model)
     return {**base, "verbose": False, **changes}
 
 
@@ -152,6 +155,7 @@ def test_cli_fit_refuses_to_save_a_diverged_model(tmp_path, monkeypatch, capsys)
     small_table().to_csv(csv, index=False)
     args = ["fit", str(csv), "-o", str(out), "-q", "--epochs", "4", "--set", "patience=null"]
     args += ["--set", "latent_dim=2", "--set", "hidden=[8]", "--set", "batch_size=40"]
+    args += ["--set", "model={name: tabular, chain_rank: 0}"]  # as options() above
     args += ["--objective", "{name: anneal, schedule: linear, warmup_fraction: 1.0}"]
     corrupt_decoder_after(1, 3.5, monkeypatch)
     assert main(args) == 2
