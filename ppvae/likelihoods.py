@@ -25,6 +25,7 @@ from torch.nn.functional import softplus
 
 from ppvae.categorical_columns import CategoricalColumns, CategoricalGroups
 from ppvae.chained_categories import ChainedCategoricalColumns, LevelChain
+from ppvae.chained_continuous import ChainedContinuousColumns, SlotChain
 from ppvae.correlated_residuals import LowRankSlotNormal
 from ppvae.data.layout import Layout
 from ppvae.marginal_calibration import CALIBRATION_KNOTS
@@ -171,11 +172,40 @@ class ContinuousSlots(SlotGroup):
         # and target quantiles [width, 2, knots], and whether the slot is mapped at all
         self.register_buffer("calibration", torch.zeros(self.width, 2, CALIBRATION_KNOTS))
         self.register_buffer("calibrated", torch.zeros(self.width, dtype=torch.bool))
+        self.chain = None  # a SlotChain once chain_slots is called (ppvae.chained_continuous)
+
+    def chain_slots(self, rank: int, cardinalities: tuple[int, ...]) -> None:
+        """Make each slot depend on the row's levels and the slots before it (Normal only)."""
+        if not isinstance(self.family, NormalFamily):
+            raise ValueError(
+                f"model: chained continuous slots need likelihood='normal', not {self.family!r}"
+            )
+        self.chain = SlotChain(self.width, cardinalities, rank)
+
+    def chained(
+        self,
+        raw: torch.Tensor,
+        mask: torch.Tensor | None,
+        x_cat: torch.Tensor | None,
+        cat_mask: torch.Tensor | None,
+    ) -> ChainedContinuousColumns:
+        """The chained distribution given the row's levels ``x_cat`` ``[B, n_cat]``."""
+        raw = raw.reshape(*raw.shape[:-1], self.width, 2)
+        context = self.chain.level_context(x_cat, cat_mask)
+        context = context.expand(*raw.shape[:-2], context.shape[-1])
+        return ChainedContinuousColumns(
+            raw[..., 0], raw[..., 1], self.chain, context, mask, self.family.min_scale
+        )
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # a model saved before the maps existed generates unmapped values
         state_dict.setdefault(prefix + "calibration", torch.zeros_like(self.calibration))
         state_dict.setdefault(prefix + "calibrated", torch.zeros_like(self.calibrated))
+        if self.chain is not None and prefix + "chain.loc_readout" not in state_dict:
+            # saved before the chain existed: slots independent given z (zero read-outs)
+            for name, value in self.chain.state_dict().items():
+                keep = value if "embedding" in name else torch.zeros_like(value)
+                state_dict[prefix + "chain." + name] = keep.detach().clone()
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @property

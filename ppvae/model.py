@@ -40,7 +40,7 @@ from torch import nn
 from ppvae.chained_categories import CHAIN_RANK
 from ppvae.data.layout import CONTINUOUS, Layout, TensorTable, mask_name
 from ppvae.input_masking import hide_cells
-from ppvae.likelihoods import slot_groups, slot_log_prob
+from ppvae.likelihoods import NormalFamily, slot_groups, slot_log_prob
 from ppvae.marginal_calibration import CalibratedSampling, map_continuous
 from ppvae.networks import Decoder, Encoder
 from ppvae.priors import Prior, priors
@@ -101,10 +101,19 @@ class TableModel(nn.Module):
     def observe(self, raw: Sequence[torch.Tensor], data: TensorTable | None) -> None:
         """Sample every slot group's site from raw decoder outputs (one tensor per group,
         ``[B, num_params]``), observed at ``data`` when given. Call inside the row plate."""
-        for group, params in zip(self.slot_groups, raw):
+        values = {}
+        pairs = list(zip(self.slot_groups, raw))
+        if any(getattr(group, "chain", None) is not None for group, _ in pairs):
+            pairs.sort(key=lambda gp: gp[0].name != "x_cat")  # a chained x_cont reads x_cat
+        for group, params in pairs:
             mask = None if data is None else data.mask(group.name)
             obs = None if data is None else data[group.name]
-            pyro.sample(group.name, group.distribution(params, mask), obs=obs)
+            if group.name == "x_cont" and group.chain is not None:
+                cat_mask = None if data is None else data.mask("x_cat")
+                fn = group.chained(params, mask, values.get("x_cat"), cat_mask)
+            else:
+                fn = group.distribution(params, mask)
+            values[group.name] = pyro.sample(group.name, fn, obs=obs)
 
     def features(self, data: TensorTable) -> torch.Tensor:
         """Encoder input ``[n, input_dim]`` (cached on ``data`` when present); in training,
@@ -183,6 +192,7 @@ class TabularModel(TableModel):
         prior: str | Mapping[str, Any] | Prior = "standard_normal",
         likelihood: str = "normal",
         chain_rank: int = CHAIN_RANK,
+        chain_continuous: bool | str = "auto",
     ):
         super().__init__(layout, likelihood)
         self.latent_dim = int(latent_dim)
@@ -192,12 +202,24 @@ class TabularModel(TableModel):
                 "(0: categorical slots independent given z; e.g. 16: each depends on the levels "
                 "before it, ppvae.chained_categories)"
             )
+        if chain_continuous != "auto" and not isinstance(chain_continuous, bool):
+            raise ValueError(
+                f"model: chain_continuous={chain_continuous!r} is not allowed; give true, false "
+                "or 'auto' (chained when likelihood='normal', ppvae.chained_continuous)"
+            )
+        if chain_continuous is True and not chain_rank:
+            raise ValueError("model: chain_continuous=true needs chain_rank > 0 (e.g. 16)")
         if chain_rank:
             for group in self.slot_groups:
                 if hasattr(group, "chain_levels"):
                     # a numeric column's point-mass slot stays with its number, given z
                     chained = [name not in layout.cont_names for name in layout.cat_names]
                     group.chain_levels(chain_rank, chained)
+                auto = chain_continuous == "auto" and isinstance(
+                    getattr(group, "family", None), NormalFamily
+                )
+                if hasattr(group, "chain_slots") and (chain_continuous is True or auto):
+                    group.chain_slots(chain_rank, tuple(layout.cat_cardinalities))
         self.encoder = Encoder(layout.input_dim, tuple(hidden), self.latent_dim)
         self.decoder = Decoder(
             self.decoder_inputs(layout, self.latent_dim), tuple(hidden), self.decoder_widths

@@ -32,6 +32,7 @@ import pandas as pd
 import torch
 from pyro import poutine
 
+from ppvae.chained_continuous import truncated_draw
 from ppvae.data.errors import DataError
 from ppvae.data.identifiers import Identifier
 from ppvae.data.layout import TensorTable, mask_name
@@ -294,13 +295,7 @@ def _slot_distribution(fn: Any, slot: int) -> Any:
 
 def _truncated(fn: Any, slot: int, y_lo: float, y_hi: float) -> torch.Tensor:
     """Draws of one continuous slot from its distribution truncated to [y_lo, y_hi]."""
-    one = _slot_distribution(fn, slot)
-    loc = one.loc
-    lo = one.cdf(torch.full_like(loc, y_lo))
-    hi = one.cdf(torch.full_like(loc, y_hi))
-    u = lo + (hi - lo) * torch.rand_like(loc)
-    y = one.icdf(u.clamp(1e-7, 1 - 1e-7))
-    return y.clamp(max(y_lo, -10.0), min(y_hi, 10.0))
+    return truncated_draw(_slot_distribution(fn, slot), y_lo, y_hi)
 
 
 def _range_log_prob(vae: Any, rows: PartialRows):
@@ -348,7 +343,14 @@ def decode(
         fixed = rows.table[mask_name("x_cat")][index]
         tensors["x_cat"] = cat.sample_given(rows.table["x_cat"][index].long(), fixed.bool())
     fn = nodes["x_cont"]["fn"] if "x_cont" in nodes else None
-    if hasattr(fn, "condition"):  # correlated slots: free ones drawn given the fixed ones
+    if hasattr(fn, "given_levels"):  # chained slots: given the levels, then slot by slot
+        index = torch.arange(len(rows.table), device=value.device)
+        index = index.repeat_interleave(n // len(rows.table))
+        fn = fn.given_levels(tensors["x_cat"])
+        fixed = rows.table[mask_name("x_cont")][index].bool()
+        given = rows.table["x_cont"][index]
+        tensors["x_cont"] = fn.sample_given(given, fixed, rows.range_slots)
+    elif hasattr(fn, "condition"):  # correlated slots: free ones drawn given the fixed ones
         tensors["x_cont"] = _conditional_draw(fn, rows, n)
     else:
         for slot, (y_lo, y_hi) in rows.range_slots.items():

@@ -1,0 +1,177 @@
+r"""Continuous slots that depend on each other and on the row's levels given z.
+
+With independent Normal slots given z, every relation between two numbers (Default's monthly
+bills, a payment equal to last month's bill, diamonds' ``x``, ``y``, ``z`` and ``carat``) and
+between a number and a category (age and marital status) passes through the latent code; a
+model that uses a few latent units blurs them, and a trained detector finds the blur. The
+chained ``x_cont`` distribution reads, for slot ``j``, a context from the row's categorical
+levels and from the continuous slots before it,
+
+.. math::  h_j = \tanh\Big(\sum_c a_{x_c} + \sum_{i<j} m_i\, y_i\, e_i\Big),\qquad
+           y_j \mid z, x_{\mathrm{cat}}, y_{<j} \sim
+           \mathcal{N}\big(\mu_j(z) + u_j^\top h_j,\;
+           \operatorname{softplus}(\rho_j(z) + v_j^\top h_j) + s_{\min}\big),
+
+with a level embedding :math:`a_l \in \mathbb{R}^r`, a slot embedding :math:`e_i`, read-outs
+:math:`u_j, v_j` (zero at the start: an untrained chain is the independent model),
+:math:`s_{\min}` the Normal family's scale floor and
+:math:`m_i` the slot's mask (a missing value adds nothing). Its density is the chain rule over
+the slots, in one pass at the observed values (teacher forcing); sampling goes slot by slot.
+The categorical slots are drawn first (``x_cat`` precedes ``x_cont`` in the model).
+
+Partial rows (``sample(given=...)``, ``impute``) draw the free slots in slot order, each given
+the row's levels and every slot before it, fixed or drawn, a ranged slot from its conditional
+truncated to the range (:meth:`ChainedContinuousColumns.sample_given`); a slot is not
+conditioned on given slots *after* it, except through z.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pyro.distributions as dist
+import torch
+from pyro.distributions.torch_distribution import TorchDistribution
+from torch import nn
+from torch.nn.functional import softplus
+
+from ppvae.networks import MIN_SCALE
+
+
+class SlotChain(nn.Module):
+    """The chain's weights: level embeddings ``[sum K, r]``, slot embeddings ``[D, r]`` and
+    location and scale read-outs ``[D, r]`` (zero: no dependence)."""
+
+    def __init__(self, width: int, cardinalities: tuple[int, ...], rank: int = 16):
+        super().__init__()
+        self.level_embedding = nn.Parameter(torch.randn(sum(cardinalities), rank) / rank**0.5)
+        self.slot_embedding = nn.Parameter(torch.randn(width, rank) / rank**0.5)
+        self.loc_readout = nn.Parameter(torch.zeros(width, rank))
+        self.scale_readout = nn.Parameter(torch.zeros(width, rank))
+        starts = torch.tensor([0, *cardinalities[:-1]], dtype=torch.long).cumsum(0)
+        self.register_buffer("starts", starts, persistent=False)
+
+    def level_context(self, x_cat: torch.Tensor | None, mask: torch.Tensor | None) -> torch.Tensor:
+        """Summed level embeddings of a row's categorical slots ``[*batch, r]``."""
+        if x_cat is None or not len(self.starts):
+            return self.slot_embedding.new_zeros(self.slot_embedding.shape[1])
+        emb = self.level_embedding[x_cat.long() + self.starts]
+        if mask is not None:
+            emb = emb * mask.unsqueeze(-1).to(emb.dtype)
+        return emb.sum(-2)
+
+
+class ChainedContinuousColumns(TorchDistribution):
+    """Continuous slots, each Normal given z, the row's levels and the slots before it.
+
+    ``loc``, ``raw_scale`` ``[*batch, D]`` (from z), ``level_context`` ``[*batch, r]``
+    (:meth:`SlotChain.level_context`), ``mask`` ``[*batch, D]`` (optional), ``min_scale``
+    the Normal family's scale floor. Batch ``[*batch]``, event ``[D]``.
+    """
+
+    arg_constraints: dict = {}
+    support = dist.constraints.independent(dist.constraints.real, 1)
+
+    def __init__(
+        self,
+        loc: torch.Tensor,
+        raw_scale: torch.Tensor,
+        chain: SlotChain,
+        level_context: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        min_scale: float = MIN_SCALE,
+        validate_args: bool | None = None,
+    ):
+        self.loc, self.raw_scale, self.chain, self.mask = loc, raw_scale, chain, mask
+        self.level_context, self.min_scale = level_context, float(min_scale)
+        super().__init__(loc.shape[:-1], loc.shape[-1:], validate_args=validate_args)
+
+    def conditional(self, value: torch.Tensor) -> dist.Normal:
+        """Per slot, the Normal given the slots of ``value`` before it ``[*batch, D]``."""
+        weight = value if self.mask is None else value * self.mask.to(value.dtype)
+        term = weight.unsqueeze(-1) * self.chain.slot_embedding  # [*batch, D, r]
+        before = term.cumsum(-2) - term
+        h = torch.tanh(self.level_context.unsqueeze(-2) + before)
+        loc = self.loc + (h * self.chain.loc_readout).sum(-1)
+        scale = softplus(self.raw_scale + (h * self.chain.scale_readout).sum(-1)) + self.min_scale
+        return dist.Normal(loc, scale)
+
+    def slot_log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        lp = self.conditional(value).log_prob(value)
+        return lp if self.mask is None else lp * self.mask.to(lp.dtype)
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        return self.slot_log_prob(value).sum(-1)
+
+    def sample(self, sample_shape: torch.Size | tuple = ()) -> torch.Tensor:
+        shape = torch.Size(sample_shape) + self.batch_shape + self.event_shape
+        out = self.loc.new_zeros(shape)
+        return self.sample_given(out, torch.zeros_like(out, dtype=torch.bool))
+
+    def slot(self, value: torch.Tensor, j: int) -> dist.Normal:
+        """Slot ``j``'s Normal ``[*batch]`` given the slots of ``value`` before it."""
+        chain = self.chain
+        weight = value[..., :j]
+        h = torch.tanh(self.level_context + weight @ chain.slot_embedding[:j])
+        loc = self.loc[..., j] + h @ chain.loc_readout[j]
+        scale = softplus(self.raw_scale[..., j] + h @ chain.scale_readout[j]) + self.min_scale
+        return dist.Normal(loc, scale)
+
+    @torch.no_grad()
+    def sample_given(
+        self,
+        value: torch.Tensor,
+        fixed: torch.Tensor,
+        ranges: Mapping[int, tuple[float, float]] | None = None,
+    ) -> torch.Tensor:
+        """Draws ``[*batch, D]`` in slot order, slots where ``fixed`` is True kept at
+        ``value``: the slots after a fixed one are drawn given it; a slot in ``ranges``
+        (``{slot: (lo, hi)}``) from its conditional truncated to ``[lo, hi]``."""
+        ranges = ranges or {}
+        out = value.clone().to(self.loc.dtype)
+        for j in range(out.shape[-1]):
+            one = self.slot(out, j)
+            drawn = truncated_draw(one, *ranges[j]) if j in ranges else one.sample()
+            out[..., j] = torch.where(fixed[..., j], out[..., j], drawn)
+        return out
+
+    def given_levels(self, x_cat: torch.Tensor) -> ChainedContinuousColumns:
+        """The same slots given other levels ``x_cat`` ``[*batch, n_cat]``."""
+        context = self.chain.level_context(x_cat, None)
+        return ChainedContinuousColumns(
+            self.loc, self.raw_scale, self.chain, context, self.mask, self.min_scale
+        )
+
+    @torch.no_grad()
+    def marginal(self, slot: int) -> dist.Normal:
+        """Slot ``slot``'s Normal given one draw of the slots before it: its CDF is, in
+        expectation over that draw, the slot's marginal CDF given z and the levels."""
+        value = self.loc.new_zeros(self.loc.shape)
+        fixed = torch.zeros_like(value, dtype=torch.bool)
+        fixed[..., slot:] = True
+        return self.slot(self.sample_given(value, fixed), slot)
+
+    def expand(self, batch_shape: torch.Size, _instance=None) -> ChainedContinuousColumns:
+        batch_shape = torch.Size(batch_shape)
+        if batch_shape == self.batch_shape:
+            return self
+        width = self.loc.shape[-1]
+        mask = None if self.mask is None else self.mask.expand(*batch_shape, width)
+        return ChainedContinuousColumns(
+            self.loc.expand(*batch_shape, width),
+            self.raw_scale.expand(*batch_shape, width),
+            self.chain,
+            self.level_context.expand(*batch_shape, self.level_context.shape[-1]),
+            mask,
+            self.min_scale,
+        )
+
+
+def truncated_draw(one: torch.distributions.Distribution, lo: float, hi: float) -> torch.Tensor:
+    """Draws of a one-slot distribution with a CDF (batch ``[N]``) truncated to ``[lo, hi]``,
+    by the inverse CDF (clamped to +-10, the quantile transform's range)."""
+    loc = one.loc
+    u_lo = one.cdf(torch.full_like(loc, lo))
+    u_hi = one.cdf(torch.full_like(loc, hi))
+    u = u_lo + (u_hi - u_lo) * torch.rand_like(loc)
+    return one.icdf(u.clamp(1e-7, 1 - 1e-7)).clamp(max(lo, -10.0), min(hi, 10.0))
