@@ -22,6 +22,8 @@ The default model, per row ``n``::
 
     z_n ~ p(z)                                    # any registered prior
     x_n ~ p(x | decoder(z_n))                     # one site per slot group
+    # by default x_cat is drawn first, slot by slot (ppvae.chained_categories), then x_cont
+    # slot by slot given x_cat (ppvae.chained_continuous)
     q(z_n | x_n) = Normal(encoder(x_n))           # amortised, diagonal
 """
 
