@@ -79,6 +79,24 @@ CANDIDATES: dict[str, tuple[dict, int]] = {
         {"objective": {"name": "anneal", "beta_max": 0.5}, **floor(0.1), "calibrate": "categories"},
         3,
     ),
+    # the rule with the chains of the default model (ppvae.chained_categories, .._continuous):
+    # categorical slots only, then both
+    "cyc_floor0.1_calibrated_catchain": (
+        {
+            "objective": {"name": "anneal", "beta_max": 0.5},
+            **floor(0.1),
+            "model": {"name": "tabular", "chain_continuous": False},
+        },
+        3,
+    ),
+    "cyc_floor0.1_calibrated_chains": (
+        {
+            "objective": {"name": "anneal", "beta_max": 0.5},
+            **floor(0.1),
+            "model": {"name": "tabular", "chain_continuous": True},
+        },
+        3,
+    ),
 }
 
 
