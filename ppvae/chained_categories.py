@@ -16,7 +16,9 @@ parameters, so a thousand-level column costs a few thousand weights, not a milli
 read-outs start at zero: an untrained chain is the independent model. Its density is the
 chain rule over the slots, evaluated in one pass at the observed levels (teacher forcing);
 a missing (masked) level contributes no embedding to the slots after it and no density.
-Sampling draws the slots in order.
+Sampling draws the slots in order; partial rows complete the hidden slots in order with a
+sequential importance weight (:meth:`ChainedCategoricalColumns.complete`,
+:mod:`ppvae.slot_completion`).
 """
 
 from __future__ import annotations
@@ -115,26 +117,33 @@ class ChainedCategoricalColumns(TorchDistribution):
         shape = torch.Size(sample_shape) + self.batch_shape
         n_cat = len(self.groups.cardinalities)
         out = torch.zeros(*shape, n_cat, dtype=torch.long, device=self.logits.device)
-        return self.sample_given(out, torch.zeros_like(out, dtype=torch.bool))
+        return self.complete(out, torch.zeros_like(out, dtype=torch.bool))[0]
 
     @torch.no_grad()
-    def sample_given(self, value: torch.Tensor, fixed: torch.Tensor) -> torch.Tensor:
-        """Draws ``[*batch, n_cat]`` in slot order with the slots where ``fixed`` is True
-        kept at ``value``: the slots after a fixed one are drawn given its level."""
+    def complete(
+        self, value: torch.Tensor, fixed: torch.Tensor, ranges: None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The slots where ``fixed`` is False drawn in slot order, each given the levels
+        before it, fixed or drawn; the slots where it is True kept at ``value``
+        ``[*batch, n_cat]``. Returns the completed levels and the log-density of the fixed
+        ones given everything before them ``[*batch]``: a sequential importance weight, so
+        that a free slot *before* a fixed one is, after resampling, drawn given it.
+        (``ranges`` is for continuous slots; categorical ones have none.)"""
         chain = self.chain
         logits = self.logits.expand(*value.shape[:-1], self.logits.shape[-1])
         readout = chain.readout * chain.level_chained
         embedding = chain.embedding * chain.level_chained[:, None]
         out = value.clone().long()
+        log_w = logits.new_zeros(value.shape[:-1])
         context = logits.new_zeros(*value.shape[:-1], embedding.shape[1])
         for j, k in enumerate(self.groups.cardinalities):
             s = slice(int(chain.starts[j]), int(chain.starts[j]) + k)
-            drawn = torch.distributions.Categorical(
-                logits=logits[..., s] + context @ readout[:, s]
-            ).sample()
-            out[..., j] = torch.where(fixed[..., j], out[..., j], drawn)
+            one = torch.distributions.Categorical(logits=logits[..., s] + context @ readout[:, s])
+            keep = fixed[..., j]
+            out[..., j] = torch.where(keep, out[..., j], one.sample())
+            log_w = log_w + torch.where(keep, one.log_prob(out[..., j]), 0.0)
             context = context + embedding[s][out[..., j]]
-        return out
+        return out, log_w
 
     def expand(self, batch_shape: torch.Size, _instance=None) -> ChainedCategoricalColumns:
         batch_shape = torch.Size(batch_shape)

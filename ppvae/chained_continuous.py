@@ -19,10 +19,12 @@ with a level embedding :math:`a_l \in \mathbb{R}^r`, a slot embedding :math:`e_i
 the slots, in one pass at the observed values (teacher forcing); sampling goes slot by slot.
 The categorical slots are drawn first (``x_cat`` precedes ``x_cont`` in the model).
 
-Partial rows (``sample(given=...)``, ``impute``) draw the free slots in slot order, each given
-the row's levels and every slot before it, fixed or drawn, a ranged slot from its conditional
-truncated to the range (:meth:`ChainedContinuousColumns.sample_given`); a slot is not
-conditioned on given slots *after* it, except through z.
+Partial rows (``sample(given=...)``, ``impute``) complete the hidden slots in slot order, each
+given the row's levels and every slot before it, fixed or drawn, a ranged slot from its
+conditional truncated to the range, with a sequential importance weight: the density of each
+fixed slot (and the probability of each range) given the slots before it
+(:meth:`ChainedContinuousColumns.complete`). Resampled on that weight, a free slot is drawn
+given the fixed slots after it too (:mod:`ppvae.slot_completion`).
 """
 
 from __future__ import annotations
@@ -106,7 +108,7 @@ class ChainedContinuousColumns(TorchDistribution):
     def sample(self, sample_shape: torch.Size | tuple = ()) -> torch.Tensor:
         shape = torch.Size(sample_shape) + self.batch_shape + self.event_shape
         out = self.loc.new_zeros(shape)
-        return self.sample_given(out, torch.zeros_like(out, dtype=torch.bool))
+        return self.complete(out, torch.zeros_like(out, dtype=torch.bool))[0]
 
     def slot(self, value: torch.Tensor, j: int) -> dist.Normal:
         """Slot ``j``'s Normal ``[*batch]`` given the slots of ``value`` before it."""
@@ -118,22 +120,33 @@ class ChainedContinuousColumns(TorchDistribution):
         return dist.Normal(loc, scale)
 
     @torch.no_grad()
-    def sample_given(
+    def complete(
         self,
         value: torch.Tensor,
         fixed: torch.Tensor,
         ranges: Mapping[int, tuple[float, float]] | None = None,
-    ) -> torch.Tensor:
-        """Draws ``[*batch, D]`` in slot order, slots where ``fixed`` is True kept at
-        ``value``: the slots after a fixed one are drawn given it; a slot in ``ranges``
-        (``{slot: (lo, hi)}``) from its conditional truncated to ``[lo, hi]``."""
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The slots where ``fixed`` is False drawn in slot order, each given the slots before
+        it, fixed or drawn, a slot in ``ranges`` (``{slot: (lo, hi)}``) from its conditional
+        truncated to ``[lo, hi]``; the fixed slots kept at ``value`` ``[*batch, D]``. Returns
+        the completed slots and the sequential importance log-weight ``[*batch]``: the
+        log-density of each fixed slot and the log-probability of each range, given the
+        slots before it."""
         ranges = ranges or {}
         out = value.clone().to(self.loc.dtype)
+        log_w = self.loc.new_zeros(out.shape[:-1])
         for j in range(out.shape[-1]):
             one = self.slot(out, j)
-            drawn = truncated_draw(one, *ranges[j]) if j in ranges else one.sample()
+            if j in ranges:
+                lo, hi = ranges[j]
+                drawn = truncated_draw(one, lo, hi)
+                mass = one.cdf(torch.full_like(drawn, hi)) - one.cdf(torch.full_like(drawn, lo))
+                log_w = log_w + torch.where(fixed[..., j], 0.0, mass.clamp_min(1e-30).log())
+            else:
+                drawn = one.sample()
             out[..., j] = torch.where(fixed[..., j], out[..., j], drawn)
-        return out
+            log_w = log_w + torch.where(fixed[..., j], one.log_prob(out[..., j]), 0.0)
+        return out, log_w
 
     def given_levels(self, x_cat: torch.Tensor) -> ChainedContinuousColumns:
         """The same slots given other levels ``x_cat`` ``[*batch, n_cat]``."""
@@ -141,15 +154,6 @@ class ChainedContinuousColumns(TorchDistribution):
         return ChainedContinuousColumns(
             self.loc, self.raw_scale, self.chain, context, self.mask, self.min_scale
         )
-
-    @torch.no_grad()
-    def marginal(self, slot: int) -> dist.Normal:
-        """Slot ``slot``'s Normal given one draw of the slots before it: its CDF is, in
-        expectation over that draw, the slot's marginal CDF given z and the levels."""
-        value = self.loc.new_zeros(self.loc.shape)
-        fixed = torch.zeros_like(value, dtype=torch.bool)
-        fixed[..., slot:] = True
-        return self.slot(self.sample_given(value, fixed), slot)
 
     def expand(self, batch_shape: torch.Size, _instance=None) -> ChainedContinuousColumns:
         batch_shape = torch.Size(batch_shape)

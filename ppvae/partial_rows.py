@@ -15,7 +15,10 @@ whose non-missing cells are fixed) and optionally ranges of numeric columns
    free continuous cells come from :math:`p(x_M \mid x_S, z)` instead, each ranged slot first
    from its conditional truncated to the range (in slot order, each given the fixed slots and
    the ranged ones before it); the weights of step 2 still use the range's probability under
-   the slot's marginal given z.
+   the slot's marginal given z. With chained slots (``chain_rank``, ``chain_continuous``)
+   steps 2 and 3 are one: each particle completes the hidden slots in slot order and is
+   weighted by the fixed ones (:mod:`ppvae.slot_completion`), so a hidden slot agrees with the
+   fixed slots after it as well as before.
 
 Nothing is rejection-sampled: the cost of a rare condition is bounded by the particle budget.
 """
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from numbers import Real
 from typing import Any
 
@@ -42,6 +46,7 @@ from ppvae.data.transforms import CategoricalCodes, QuantileNormal
 from ppvae.input_masking import observe_columns
 from ppvae.likelihoods import slot_groups
 from ppvae.posterior_resampling import PosteriorDraws, resample_posterior
+from ppvae.slot_completion import chained_sites, complete_trace
 
 RANGE_GRID = np.linspace(-4.5, 4.5, 9001)  # transformed values searched for a range's bounds
 
@@ -319,8 +324,9 @@ def _range_log_prob(vae: Any, rows: PartialRows):
 def decode(
     vae: Any, latents: Mapping[str, torch.Tensor], rows: PartialRows, fill_missing: bool
 ) -> pd.DataFrame:
-    """Rows drawn from p(x | latents) (``[N, ...]`` each), ranged slots truncated; with
-    ``fill_missing`` no cell is drawn missing (imputation fills values)."""
+    """Rows drawn from p(x | latents) (``[N, ...]`` each; a completed chained site among them
+    is taken as it is), ranged slots truncated; with ``fill_missing`` no cell is drawn
+    missing (imputation fills values)."""
     module = vae.model_
     n = len(next(iter(latents.values())))
     nodes = (
@@ -336,23 +342,10 @@ def decode(
         else:
             value = torch.zeros(n, len(slots), dtype=dtype, device=vae.model_device)
         tensors[name] = value
-    cat = nodes["x_cat"]["fn"] if "x_cat" in nodes else None
-    if hasattr(cat, "sample_given"):  # chained levels: drawn after the given ones, given them
-        index = torch.arange(len(rows.table), device=value.device)
-        index = index.repeat_interleave(n // len(rows.table))
-        fixed = rows.table[mask_name("x_cat")][index]
-        tensors["x_cat"] = cat.sample_given(rows.table["x_cat"][index].long(), fixed.bool())
-    fn = nodes["x_cont"]["fn"] if "x_cont" in nodes else None
-    if hasattr(fn, "given_levels"):  # chained slots: given the levels, then slot by slot
-        index = torch.arange(len(rows.table), device=value.device)
-        index = index.repeat_interleave(n // len(rows.table))
-        fn = fn.given_levels(tensors["x_cat"])
-        fixed = rows.table[mask_name("x_cont")][index].bool()
-        given = rows.table["x_cont"][index]
-        tensors["x_cont"] = fn.sample_given(given, fixed, rows.range_slots)
-    elif hasattr(fn, "condition"):  # correlated slots: free ones drawn given the fixed ones
+    fn = nodes["x_cont"]["fn"] if "x_cont" in nodes and "x_cont" not in latents else None
+    if hasattr(fn, "condition"):  # correlated slots: free ones drawn given the fixed ones
         tensors["x_cont"] = _conditional_draw(fn, rows, n)
-    else:
+    elif fn is not None:
         for slot, (y_lo, y_hi) in rows.range_slots.items():
             tensors["x_cont"][:, slot] = _truncated(fn, slot, y_lo, y_hi)
     if fill_missing:
@@ -388,8 +381,14 @@ def draw(
     """``num_draws`` completed rows per partial row (row ``i``'s draws consecutive) and the
     inference report; fixed cells equal the given ones, ranged cells lie in their range.
     ``options`` go to :func:`ppvae.posterior_resampling.resample_posterior`."""
-    extra = _range_log_prob(vae, rows) if rows.range_slots else None
-    post = resample_posterior(vae.model_, rows.table, num_draws, extra=extra, **options)
+    module = vae.model_
+    chained = chained_sites(poutine.trace(module.model).get_trace(None, num_rows=1))
+    complete_slots = partial(complete_trace, ranges=rows.range_slots) if chained else None
+    ranged = rows.range_slots and "x_cont" not in chained  # else the completion's weight
+    extra = _range_log_prob(vae, rows) if ranged else None
+    post = resample_posterior(
+        module, rows.table, num_draws, extra=extra, complete=complete_slots, **options
+    )
     return complete(vae, rows, post.latents, fill_missing), post
 
 

@@ -9,7 +9,11 @@ partial row, :math:`z_k \sim q(z \mid x_S)`,
            + \log P(\text{range conditions} \mid z_k),
            \qquad \mathrm{ESS} = \frac{(\sum_k w_k)^2}{\sum_k w_k^2},
 
-and draws are resampled from the particles in proportion to :math:`w_k` (SIR). The weights
+and draws are resampled from the particles in proportion to :math:`w_k` (SIR). With
+``complete`` (:func:`ppvae.slot_completion.complete_trace`), each particle also carries a
+completion of the hidden slots of the model's chained sites, drawn slot by slot, and the
+weight gains the fixed slots' sequential densities instead: the completions are resampled
+with their z and returned with it, keyed by site. The weights
 are read from Pyro traces of the model replayed on the guide, so any
 :class:`~ppvae.model.TableModel` whose observed sites honour the table's masks gets this (the
 masks are how ``poutine`` sees which cells are observed).
@@ -17,7 +21,8 @@ masks are how ``poutine`` sees which cells are observed).
 Rows whose ESS is below ``min_ess`` are redrawn with 4x the particles (up to
 ``max_particles``); rows whose ESS is still below the number of draws asked for get
 ``mcmc_steps`` random-walk Metropolis moves in z targeting :math:`p(z \mid x_S)` after
-resampling (resample-move), which spreads duplicated particles. Nothing is ever rejected
+resampling (resample-move), which spreads duplicated particles (with completions, moves in z
+given the row and its completion, a Gibbs step of :math:`p(z, x_M \mid x_S)`). Nothing is ever rejected
 wholesale, so a request for a rare condition costs a bounded number of model evaluations.
 
 Monte Carlo summaries of the posterior (the predictive mean behind an imputation's best
@@ -34,21 +39,26 @@ from dataclasses import dataclass
 
 import torch
 from pyro import poutine
+from pyro.poutine.trace_struct import Trace
 
 from ppvae.data.layout import TensorTable
 from ppvae.evaluation import repeat_rows, row_log_weights
 from ppvae.model import TableModel
 from ppvae.objectives.terms import importance_traces, to_rows
+from ppvae.slot_completion import completed_table
 
 # extra log-likelihood of latent draws ``[N, d]`` for the rows they belong to ``[N]``
 ExtraLogLik = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# completions of a model trace's hidden slots and the change of its log-weights ``[N]``
+Completion = Callable[[Trace], tuple[dict[str, torch.Tensor], torch.Tensor]]
 
 
 @dataclass
 class PosteriorDraws:
     """Latent draws for each partial row and how good they are.
 
-    ``latents``: ``{site: [n, m, ...]}`` (m draws per row); ``ess``: the effective sample
+    ``latents``: ``{site: [n, m, ...]}`` (m draws per row; completed observed sites too,
+    with ``complete``); ``ess``: the effective sample
     size of the final importance weights ``[n]``; ``particles``: particles used per row
     ``[n]``; ``acceptance``: the Metropolis acceptance rate per row ``[n]`` (NaN where no
     moves were made); ``summary``: ``{site: [n, m + s, ...]}``, the m draws followed by
@@ -72,10 +82,11 @@ def particle_cloud(
     table: TensorTable,
     num_particles: int,
     extra: ExtraLogLik | None = None,
+    complete: Completion | None = None,
     max_rows: int = 65_536,
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    """K guide draws per row of the partial ``table`` and their log-weights:
-    ``({site: [n, K, ...]}, [n, K])``."""
+    """K guide draws per row of the partial ``table`` (and completions, with ``complete``)
+    and their log-weights: ``({site: [n, K, ...]}, [n, K])``."""
     k = int(num_particles)
     chunk_rows = max(1, max_rows // k)
     latents: dict[str, list[torch.Tensor]] = {}
@@ -93,6 +104,10 @@ def particle_cloud(
         if extra is not None:
             rows = torch.arange(start, start + len(chunk)).repeat_interleave(k)
             lw = lw + extra(sites[module.latent_site], rows)
+        if complete is not None:
+            completions, change = complete(model_trace)
+            lw = lw + change
+            sites.update(completions)
         weights.append(lw.reshape(len(chunk), k))
         for name, value in sites.items():
             latents.setdefault(name, []).append(value.reshape(len(chunk), k, *value.shape[1:]))
@@ -127,13 +142,14 @@ def resample_posterior(
     mcmc_steps: int = 5,
     extra: ExtraLogLik | None = None,
     summary_draws: int = 0,
+    complete: Completion | None = None,
 ) -> PosteriorDraws:
     """``num_draws`` latent draws per row of the partial ``table`` by SIR, plus
     ``summary_draws`` for summaries (module docstring)."""
     n, m, s = len(table), int(num_draws), int(summary_draws)
     max_particles = max(int(max_particles), int(num_particles))
     k = torch.full((n,), int(num_particles), dtype=torch.long)
-    latents, lw = particle_cloud(module, table, int(num_particles), extra)
+    latents, lw = particle_cloud(module, table, int(num_particles), extra, complete)
     ess = effective_sample_size(lw)
     index = torch.multinomial(torch.softmax(lw, -1), m + s, replacement=True)
     draws = {name: _gather(value, index) for name, value in latents.items()}
@@ -142,7 +158,7 @@ def resample_posterior(
     while len(todo) and size < max_particles:  # more particles where the ESS is poor
         size = min(4 * size, int(max_particles))
         sub_extra = None if extra is None else _rows_of(extra, todo)
-        sub_latents, sub_lw = particle_cloud(module, table[todo], size, sub_extra)
+        sub_latents, sub_lw = particle_cloud(module, table[todo], size, sub_extra, complete)
         sub_ess = effective_sample_size(sub_lw)
         index = torch.multinomial(torch.softmax(sub_lw, -1), m + s, replacement=True)
         for name, value in sub_latents.items():
@@ -154,8 +170,11 @@ def resample_posterior(
     draws = {name: value[:, :m] for name, value in draws.items()}
     acceptance = torch.full((n,), float("nan"))
     poor = torch.nonzero(ess.cpu() < m).flatten()
-    if len(poor) and mcmc_steps > 0 and set(draws) == {module.latent_site}:
-        z, rate = _metropolis(module, table, draws[module.latent_site], poor, mcmc_steps, extra)
+    completions = {name: v for name, v in draws.items() if name in table.keys()}
+    if len(poor) and mcmc_steps > 0 and set(draws) - set(completions) == {module.latent_site}:
+        z, rate = _metropolis(
+            module, table, draws[module.latent_site], poor, mcmc_steps, extra, completions
+        )
         draws[module.latent_site] = z
         acceptance[poor] = rate
         if summary is not None:  # the moved draws replace their unmoved originals
@@ -183,12 +202,13 @@ def _metropolis(
     rows: torch.Tensor,
     steps: int,
     extra: ExtraLogLik | None,
+    completions: dict[str, torch.Tensor],
     max_rows: int = 65_536,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random-walk Metropolis moves of the draws ``z`` ``[n, m, d]`` of ``rows``; proposal
-    scale per row and dimension: 2.38 / sqrt(d) times the draws' spread (the encoder's scale
-    where they all coincide). Returns the new ``z`` and the acceptance rate of each moved row
-    ``[len(rows)]``."""
+    """Random-walk Metropolis moves of the draws ``z`` ``[n, m, d]`` of ``rows`` (each given
+    its completion ``{site: [n, m, ...]}``, if any); proposal scale per row and dimension:
+    2.38 / sqrt(d) times the draws' spread (the encoder's scale where they all coincide).
+    Returns the new ``z`` and the acceptance rate of each moved row ``[len(rows)]``."""
     out = z.clone()
     m, d = z.shape[1], z.shape[2]
     rates = []
@@ -200,6 +220,9 @@ def _metropolis(
         scale = torch.where(spread > 1e-6, spread, q_scale) * (2.38 / math.sqrt(d))
         scale = scale.expand(r, m, d).reshape(r * m, d)
         rep = repeat_rows(table[chunk], m)
+        if completions:
+            done = {k: v[chunk.to(v.device)].flatten(0, 1) for k, v in completions.items()}
+            rep = completed_table(rep, done)
         lines = chunk.repeat_interleave(m)
         current = sub.reshape(r * m, d)
         target = log_joint(module, rep, current, lines, extra)

@@ -87,7 +87,7 @@ def test_samples_follow_the_chain():
     fixed = torch.zeros(n, WIDTH, dtype=torch.bool)
     fixed[:, 0] = True
     given = torch.full((n, WIDTH), 1.5)
-    out = fn.expand((n,)).sample_given(given, fixed, {2: (0.0, 0.5)})
+    out = fn.expand((n,)).complete(given, fixed, {2: (0.0, 0.5)})[0]
     assert torch.all(out[:, 0] == 1.5)
     assert torch.all((out[:, 2] >= 0) & (out[:, 2] <= 0.5))
     with torch.no_grad():
@@ -130,6 +130,12 @@ def test_a_fit_learns_the_links_and_saves_loads_and_imputes(tmp_path):
     assert gap > 2.5  # real rows: 4; independent draws: 0
     given = vae.sample(500, given={"a": 1.0}, seed=1)  # later slots drawn given the value
     assert (given["a"] == 1.0).all() and abs(given["b"].mean() - 1.0) < 0.5
+    # an earlier slot given a later one follows the model's own joint (its rows with b near
+    # 1: a's mean 0.66 here); drawn from z alone it would be the marginal's, near 0
+    before = vae.sample(1000, given={"b": 1.0}, seed=4)
+    joint = vae.sample(20_000, seed=5)
+    near = joint.loc[(joint["b"] - 1.0).abs() < 0.1, "a"]
+    assert near.mean() > 0.4 and abs(before["a"].mean() - near.mean()) < 0.2
     ranged = vae.sample(300, given={"g": "p", "a": (0.0, 1.0)}, seed=2)
     assert ranged["a"].between(0.0, 1.0).all() and (ranged["g"] == "p").all()
     # b follows the ranged a: rows with g = p have b near 2 on average (measured 1.26 here)

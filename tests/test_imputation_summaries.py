@@ -53,7 +53,9 @@ def vae() -> ppvae.TabularVAE:
     x = rng.normal(size=300)
     df = pd.DataFrame({"x": x, "c": np.where(x > 0.5, "hi", np.where(x < -0.5, "lo", "mid"))})
     options = dict(latent_dim=2, hidden=(16,), epochs=5, seed=0, verbose=False)
-    return ppvae.TabularVAE(prior="standard_normal", **options).fit(df)
+    # independent slots given z (no chain): the argmax rule is for CategoricalColumns
+    model = {"name": "tabular", "chain_rank": 0}
+    return ppvae.TabularVAE(prior="standard_normal", model=model, **options).fit(df)
 
 
 def test_categorical_best_guess_is_the_argmax_of_the_averaged_decoder_probabilities(vae):
