@@ -222,6 +222,16 @@ class TabularModel(TableModel):
                 )
                 if hasattr(group, "chain_slots") and (chain_continuous is True or auto):
                     group.chain_slots(chain_rank, tuple(layout.cat_cardinalities))
+        #: the chain options as resolved ("auto" decided), saved with a model so that it loads
+        #: the same after the defaults change
+        self.chain_options = {
+            "chain_rank": chain_rank,
+            "chain_continuous": any(
+                getattr(g, "chain", None) is not None
+                for g in self.slot_groups
+                if hasattr(g, "chain_slots")
+            ),
+        }
         self.encoder = Encoder(layout.input_dim, tuple(hidden), self.latent_dim)
         self.decoder = Decoder(
             self.decoder_inputs(layout, self.latent_dim), tuple(hidden), self.decoder_widths

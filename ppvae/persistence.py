@@ -29,6 +29,7 @@ import torch
 
 from ppvae.data import TableTransformer
 from ppvae.data.layout import Layout
+from ppvae.model import TabularModel
 from ppvae.objectives import objectives
 from ppvae.outputs import atomic_dir, replace_path  # noqa: F401 (replace_path: re-exported)
 from ppvae.spec import _plain, dump_spec
@@ -65,6 +66,9 @@ def save(
     params["prior"] = _plain(vae.model_.prior.config())
     params["objective"] = _plain(vae.objective_.config())
     params["likelihood"] = _plain(getattr(vae.model_, "likelihood", params["likelihood"]))
+    if type(vae.model_) is TabularModel:  # its chain options spelled out, defaults included
+        spec = params["model"] if isinstance(params["model"], dict) else {"name": params["model"]}
+        params["model"] = {**spec, **vae.model_.chain_options}
     meta: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,

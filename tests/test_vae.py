@@ -1,11 +1,14 @@
 """End-to-end behaviour of the TabularVAE facade on real rows (Adult)."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 import ppvae
+from ppvae.model import TabularModel
 from ppvae.vae import NotFittedError
 
 FAST = dict(
@@ -121,6 +124,18 @@ def test_save_load_round_trip(fitted, tmp_path):
         fitted.save(path)
     fitted.save(path, force=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # no temporary left behind
+
+
+def test_a_saved_model_spells_out_its_chain_options_and_loads_after_the_defaults_change(
+    fitted, tmp_path, monkeypatch
+):
+    path = fitted.save(tmp_path / "m")
+    spec = json.loads((path / "ppvae.json").read_text())["params"]["model"]
+    assert spec == {"name": "tabular", "chain_rank": 16, "chain_continuous": False}
+    defaults = TabularModel.__init__.__defaults__  # (latent_dim, ..., chain_rank, chain_continuous)
+    monkeypatch.setattr(TabularModel.__init__, "__defaults__", (*defaults[:-2], 0, "auto"))
+    loaded = ppvae.load(path)
+    pd.testing.assert_frame_equal(loaded.sample(300, seed=4), fitted.sample(300, seed=4))
 
 
 def test_load_rejects_foreign_or_corrupted_directories(fitted, tmp_path):
