@@ -194,7 +194,7 @@ class TabularModel(TableModel):
         prior: str | Mapping[str, Any] | Prior = "standard_normal",
         likelihood: str = "normal",
         chain_rank: int = CHAIN_RANK,
-        chain_continuous: bool | str = False,
+        chain_continuous: bool | str = "auto",
     ):
         super().__init__(layout, likelihood)
         self.latent_dim = int(latent_dim)

@@ -179,16 +179,11 @@ def test_chained_continuous_slots_need_the_normal_family():
         ).fit(linked_table(50))
 
 
-def test_off_by_default_auto_chains_the_normal_family_and_bad_values_are_refused():
+def test_auto_chains_the_normal_family_only_and_bad_values_are_refused():
     df = linked_table(50)
-    auto = {"name": "tabular", "chain_continuous": "auto"}
-    for likelihood, model, chained_slots in (
-        ("normal", auto, True),
-        ("laplace", auto, False),
-        ("normal", "tabular", False),  # off by default
-    ):
-        vae = ppvae.TabularVAE(likelihood=likelihood, model=model, epochs=1, verbose=False)
-        group = next(g for g in vae.fit(df).model_.slot_groups if g.name == "x_cont")
+    for likelihood, chained_slots in (("normal", True), ("laplace", False)):
+        vae = ppvae.TabularVAE(likelihood=likelihood, epochs=1, verbose=False).fit(df)
+        group = next(g for g in vae.model_.slot_groups if g.name == "x_cont")
         assert (group.chain is not None) is chained_slots
     for model in ({"chain_continuous": "yes"}, {"chain_continuous": True, "chain_rank": 0}):
         with pytest.raises(ValueError, match="chain_continuous"):

@@ -131,9 +131,9 @@ def test_a_saved_model_spells_out_its_chain_options_and_loads_after_the_defaults
 ):
     path = fitted.save(tmp_path / "m")
     spec = json.loads((path / "ppvae.json").read_text())["params"]["model"]
-    assert spec == {"name": "tabular", "chain_rank": 16, "chain_continuous": False}
+    assert spec == {"name": "tabular", "chain_rank": 16, "chain_continuous": True}  # "auto"
     defaults = TabularModel.__init__.__defaults__  # (latent_dim, ..., chain_rank, chain_continuous)
-    monkeypatch.setattr(TabularModel.__init__, "__defaults__", (*defaults[:-2], 0, "auto"))
+    monkeypatch.setattr(TabularModel.__init__, "__defaults__", (*defaults[:-2], 0, False))
     loaded = ppvae.load(path)
     pd.testing.assert_frame_equal(loaded.sample(300, seed=4), fitted.sample(300, seed=4))
 
