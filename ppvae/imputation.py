@@ -55,7 +55,7 @@ def impute(
     if num_imputations < 1:
         raise DataError(f"num_imputations must be a positive integer, got {num_imputations!r}")
     m = int(num_imputations)
-    rows = from_frame(vae, df, what="the table to impute")
+    rows = from_frame(vae, df, what="the table to impute", unseen="free")
     missing = [c for c in df.columns if c not in vae.layout_.columns]
     if missing:  # from_frame has refused unknown columns; keep the fitted ones' order
         raise DataError(f"the table to impute has unknown column(s) {missing}")
@@ -83,6 +83,11 @@ def impute(
     frame = pd.DataFrame(out)
     frame.index = index
     best = posterior_predictive_estimate(vae, rows, report)
+    for column in df.columns:  # observed cells as observed (an unseen level is not fixed)
+        seen = df[column].notna().to_numpy()
+        values = best[column].astype(object).to_numpy(copy=True)
+        values[seen] = df[column].to_numpy(dtype=object)[seen]
+        best[column] = values
     frame.attrs["point_estimate"] = {c: best[c].tolist() for c in df.columns}
     return frame, report
 

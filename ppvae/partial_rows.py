@@ -25,6 +25,7 @@ Nothing is rejection-sampled: the cost of a rare condition is bounded by the par
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -264,8 +265,12 @@ def from_mapping(vae: Any, given: Mapping[Any, Any]) -> PartialRows:
     return PartialRows(table, frame, observed, ranges, range_slots)
 
 
-def from_frame(vae: Any, frame: pd.DataFrame, what: str = "given") -> PartialRows:
-    """Partial rows from a frame: its non-missing cells are fixed; columns it lacks are free."""
+def from_frame(
+    vae: Any, frame: pd.DataFrame, what: str = "given", unseen: str = "error"
+) -> PartialRows:
+    """Partial rows from a frame: its non-missing cells are fixed; columns it lacks are free.
+    A categorical cell at a level not seen when fitting is refused (``unseen="error"``) or,
+    with ``unseen="free"``, left free with a warning (the model cannot condition on it)."""
     if not isinstance(frame, pd.DataFrame):
         raise DataError(f"{what} must be a DataFrame, got {type(frame).__name__}")
     if len(frame) == 0:
@@ -284,7 +289,30 @@ def from_frame(vae: Any, frame: pd.DataFrame, what: str = "given") -> PartialRow
         s = frame[column].reset_index(drop=True)
         observed[:, j] = s.notna().to_numpy()
         given[column] = s.astype(object)
+    if unseen == "free":
+        _free_unseen_levels(vae, given, observed, what)
     return PartialRows(_build(vae, given, observed), given, observed)
+
+
+def _free_unseen_levels(vae: Any, given: pd.DataFrame, observed: np.ndarray, what: str) -> None:
+    """Un-fix (in ``observed``, in place) the given cells at levels the model never saw, and
+    say which."""
+    unseen = vae.transformer_.unseen_cells(given).to_numpy() & observed
+    if not unseen.any():
+        return
+    observed &= ~unseen
+    parts = []
+    for j in np.flatnonzero(unseen.any(0)):
+        column = vae.layout_.columns[j]
+        values = pd.unique(given[column].to_numpy(dtype=object)[unseen[:, j]])
+        parts.append(f"{column!r} {[v for v in values[:5]]} in {int(unseen[:, j].sum())} row(s)")
+    warnings.warn(
+        f"{what}: level(s) not seen when fitting: {'; '.join(parts)}. Those cells are kept as "
+        "they are but not used to infer the other cells (the model gives them no probability); "
+        "refit on data that has them to use them",
+        UserWarning,
+        stacklevel=3,
+    )
 
 
 def _slot_distribution(fn: Any, slot: int) -> Any:

@@ -225,6 +225,19 @@ def test_impute_keeps_observed_cells_and_fills_the_rest(vae):
     assert len(out.attrs["inference"]["ess"]) == 30
 
 
+def test_impute_keeps_an_unseen_level_without_conditioning_on_it(vae):
+    df = table(6, seed=3)
+    df["c"] = df["c"].astype(object)
+    df.loc[0, "c"] = "new"  # a level the model never saw: kept, not conditioned on
+    df.loc[[0, 1], "x"] = np.nan
+    with pytest.warns(UserWarning, match=r"'c' \['new'\] in 1 row"):
+        out = vae.impute(df, num_imputations=3, seed=0)
+    assert (out.xs(0, level="row")["c"] == "new").all() and out["x"].notna().all()
+    assert out.attrs["point_estimate"]["c"][0] == "new"
+    with pytest.raises(DataError, match="'c' has value"):  # sampling given it: refused
+        vae.sample(given=df.drop(columns="x").head(1))
+
+
 def test_impute_fills_a_column_that_had_no_missing_values_in_training(vae):
     df = table(10, seed=2)
     df["k"] = df["k"].astype(float)
@@ -262,7 +275,7 @@ def test_unknown_column_is_named(vae):
 def test_unseen_level_is_named_with_the_known_ones(vae):
     with pytest.raises(DataError, match=r"given\['c'\] = 'top'.*'hi'"):
         vae.sample(5, given={"c": "top"})
-    with pytest.raises(DataError, match="'c'"):
+    with pytest.warns(UserWarning, match="'c' \\['top'\\] in 5 row"):  # impute keeps it
         vae.impute(table(5).assign(c="top"))
 
 

@@ -278,15 +278,23 @@ class TableTransformer:
         ``df[transformer.known_rows(df)]`` to score held-out rows, e.g. with
         ``TabularVAE.log_likelihood``.
         """
+        return pd.Series(
+            ~self.unseen_cells(df).any(axis=1).to_numpy(), index=df.index, name="known"
+        )
+
+    def unseen_cells(self, df: pd.DataFrame) -> pd.DataFrame:
+        """True where a categorical cell of ``df`` holds a value not seen when fitting (a
+        missing cell counts as seen only if the fitted column had missing cells); same shape
+        as ``df``."""
         if not hasattr(self, "schema_"):
             raise RuntimeError("TableTransformer is not fitted: call fit(df) first")
         self._check_columns(df)
         data = self.prepare(df)
-        known = np.ones(len(data), dtype=bool)
+        out = pd.DataFrame(False, index=df.index, columns=df.columns)
         for col, t in zip(self.schema_.columns, self.transforms_):
             if isinstance(t, CategoricalCodes):
-                known &= t.known(self._values(col, data[col.name]))
-        return pd.Series(known, index=df.index, name="known")
+                out[col.name] = ~t.known(self._values(col, data[col.name]))
+        return out
 
     def transform(self, df: pd.DataFrame) -> TensorTable:
         """Slot tensors of ``df`` (same columns as the fitted table, in any order)."""
