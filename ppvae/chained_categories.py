@@ -145,6 +145,17 @@ class ChainedCategoricalColumns(TorchDistribution):
             context = context + embedding[s][out[..., j]]
         return out, log_w
 
+    @torch.no_grad()
+    def log_weight(
+        self, value: torch.Tensor, fixed: torch.Tensor, ranges: None = None
+    ) -> torch.Tensor:
+        """The sequential importance log-weight of a completed row ``value`` ``[*batch,
+        n_cat]``, as :meth:`complete` returns it: the log-probability of each ``fixed`` slot
+        given every level before it, in one pass ``[*batch]``."""
+        shift = self.chain.shift(self.chain.context(value, None))
+        lp = CategoricalColumns(self.logits + shift, self.groups).slot_log_prob(value)
+        return (lp * fixed.to(lp.dtype)).sum(-1)
+
     def expand(self, batch_shape: torch.Size, _instance=None) -> ChainedCategoricalColumns:
         batch_shape = torch.Size(batch_shape)
         if batch_shape == self.batch_shape:

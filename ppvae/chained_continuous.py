@@ -148,6 +148,27 @@ class ChainedContinuousColumns(TorchDistribution):
             log_w = log_w + torch.where(fixed[..., j], one.log_prob(out[..., j]), 0.0)
         return out, log_w
 
+    @torch.no_grad()
+    def log_weight(
+        self,
+        value: torch.Tensor,
+        fixed: torch.Tensor,
+        ranges: Mapping[int, tuple[float, float]] | None = None,
+    ) -> torch.Tensor:
+        """The sequential importance log-weight of a completed row ``value`` ``[*batch, D]``,
+        as :meth:`complete` returns it, in one pass: the log-density of each ``fixed`` slot
+        and the log-probability of each range, given every slot before it ``[*batch]``."""
+        one = ChainedContinuousColumns(
+            self.loc, self.raw_scale, self.chain, self.level_context, None, self.min_scale
+        ).conditional(value)
+        total = (one.log_prob(value) * fixed.to(value.dtype)).sum(-1)
+        for j, (lo, hi) in (ranges or {}).items():
+            loc, scale = one.loc[..., j], one.scale[..., j]
+            slot = dist.Normal(loc, scale)
+            mass = slot.cdf(torch.full_like(loc, hi)) - slot.cdf(torch.full_like(loc, lo))
+            total = total + torch.where(fixed[..., j], 0.0, mass.clamp_min(1e-30).log())
+        return total
+
     def given_levels(self, x_cat: torch.Tensor) -> ChainedContinuousColumns:
         """The same slots given other levels ``x_cat`` ``[*batch, n_cat]``."""
         context = self.chain.level_context(x_cat, None)

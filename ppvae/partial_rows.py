@@ -28,7 +28,6 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import partial
 from numbers import Real
 from typing import Any
 
@@ -47,7 +46,7 @@ from ppvae.data.transforms import CategoricalCodes, QuantileNormal
 from ppvae.input_masking import observe_columns
 from ppvae.likelihoods import slot_groups
 from ppvae.posterior_resampling import PosteriorDraws, resample_posterior
-from ppvae.slot_completion import chained_sites, complete_trace
+from ppvae.slot_completion import SlotCompletion, chained_sites
 
 RANGE_GRID = np.linspace(-4.5, 4.5, 9001)  # transformed values searched for a range's bounds
 
@@ -411,7 +410,7 @@ def draw(
     ``options`` go to :func:`ppvae.posterior_resampling.resample_posterior`."""
     module = vae.model_
     chained = chained_sites(poutine.trace(module.model).get_trace(None, num_rows=1))
-    complete_slots = partial(complete_trace, ranges=rows.range_slots) if chained else None
+    complete_slots = SlotCompletion(rows.range_slots) if chained else None
     ranged = rows.range_slots and "x_cont" not in chained  # else the completion's weight
     extra = _range_log_prob(vae, rows) if ranged else None
     post = resample_posterior(

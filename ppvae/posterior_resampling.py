@@ -10,10 +10,12 @@ partial row, :math:`z_k \sim q(z \mid x_S)`,
            \qquad \mathrm{ESS} = \frac{(\sum_k w_k)^2}{\sum_k w_k^2},
 
 and draws are resampled from the particles in proportion to :math:`w_k` (SIR). With
-``complete`` (:func:`ppvae.slot_completion.complete_trace`), each particle also carries a
+``complete`` (:class:`ppvae.slot_completion.SlotCompletion`), each particle also carries a
 completion of the hidden slots of the model's chained sites, drawn slot by slot, and the
 weight gains the fixed slots' sequential densities instead: the completions are resampled
-with their z and returned with it, keyed by site. The weights
+with their z and returned with it, keyed by site, after ``refresh_steps`` independent
+Metropolis-Hastings moves of each draw's completion given its z (which make the copies of
+one particle distinct). The weights
 are read from Pyro traces of the model replayed on the guide, so any
 :class:`~ppvae.model.TableModel` whose observed sites honour the table's masks gets this (the
 masks are how ``poutine`` sees which cells are observed).
@@ -39,18 +41,15 @@ from dataclasses import dataclass
 
 import torch
 from pyro import poutine
-from pyro.poutine.trace_struct import Trace
 
 from ppvae.data.layout import TensorTable
 from ppvae.evaluation import repeat_rows, row_log_weights
 from ppvae.model import TableModel
 from ppvae.objectives.terms import importance_traces, to_rows
-from ppvae.slot_completion import completed_table
+from ppvae.slot_completion import SlotCompletion, completed_table
 
 # extra log-likelihood of latent draws ``[N, d]`` for the rows they belong to ``[N]``
 ExtraLogLik = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-# completions of a model trace's hidden slots and the change of its log-weights ``[N]``
-Completion = Callable[[Trace], tuple[dict[str, torch.Tensor], torch.Tensor]]
 
 
 @dataclass
@@ -82,7 +81,7 @@ def particle_cloud(
     table: TensorTable,
     num_particles: int,
     extra: ExtraLogLik | None = None,
-    complete: Completion | None = None,
+    complete: SlotCompletion | None = None,
     max_rows: int = 65_536,
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """K guide draws per row of the partial ``table`` (and completions, with ``complete``)
@@ -142,7 +141,8 @@ def resample_posterior(
     mcmc_steps: int = 5,
     extra: ExtraLogLik | None = None,
     summary_draws: int = 0,
-    complete: Completion | None = None,
+    complete: SlotCompletion | None = None,
+    refresh_steps: int = 5,
 ) -> PosteriorDraws:
     """``num_draws`` latent draws per row of the partial ``table`` by SIR, plus
     ``summary_draws`` for summaries (module docstring)."""
@@ -179,9 +179,44 @@ def resample_posterior(
         acceptance[poor] = rate
         if summary is not None:  # the moved draws replace their unmoved originals
             summary[module.latent_site][:, :m] = z
+    if completions and refresh_steps > 0:
+        completions = _refresh(
+            module, table, draws[module.latent_site], completions, complete, refresh_steps
+        )
+        draws.update(completions)
+        if summary is not None:
+            for name, value in completions.items():
+                summary[name][:, :m] = value
     return PosteriorDraws(
         latents=draws, ess=ess.cpu(), particles=k, acceptance=acceptance, summary=summary
     )
+
+
+def _refresh(
+    module: TableModel,
+    table: TensorTable,
+    z: torch.Tensor,
+    completions: dict[str, torch.Tensor],
+    complete: SlotCompletion,
+    steps: int,
+    max_rows: int = 65_536,
+) -> dict[str, torch.Tensor]:
+    """The completions ``{site: [n, m, ...]}`` after ``steps`` independent Metropolis-Hastings
+    moves each, given the draws ``z`` ``[n, m, d]`` (:meth:`SlotCompletion.refresh`)."""
+    n, m = z.shape[:2]
+    out = {name: value.clone() for name, value in completions.items()}
+    for chunk in torch.arange(n).split(max(1, max_rows // m)):
+        rep = repeat_rows(table[chunk], m)
+        model = poutine.condition(
+            module.model, data={module.latent_site: z[chunk.to(z.device)].flatten(0, 1)}
+        )
+        trace = poutine.trace(model).get_trace(rep)
+        current = {name: v[chunk.to(v.device)].flatten(0, 1) for name, v in out.items()}
+        for _ in range(int(steps)):
+            current, _ = complete.refresh(trace, current)
+        for name, value in current.items():
+            out[name][chunk.to(value.device)] = value.reshape(len(chunk), m, *value.shape[1:])
+    return out
 
 
 def _gather(value: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

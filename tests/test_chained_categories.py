@@ -104,6 +104,7 @@ def test_a_fit_learns_the_link_and_calibrates_saves_and_loads(tmp_path):
     assert (given["a"] == "q").all() and (given["b"] == "q").mean() > 0.6  # 1/3 unlinked
     before = vae.sample(400, given={"b": "r"}, seed=4)  # an earlier slot, given a later one
     assert (before["b"] == "r").all() and (before["a"] == "r").mean() > 0.6
+    assert len(before.drop_duplicates()) == len(before)  # resampled copies moved apart
     gap = calibrate_categories(vae.model_, vae._table(df), draws=4000)
     assert gap is not None and gap < 1e-3
     assert category_offsets(vae.model_).abs().sum() > 0

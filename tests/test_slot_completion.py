@@ -5,6 +5,7 @@ import itertools
 
 import numpy as np
 import pandas as pd
+import pyro
 import torch
 from pyro import poutine
 
@@ -13,7 +14,7 @@ from ppvae.chained_categories import ChainedCategoricalColumns, LevelChain
 from ppvae.chained_continuous import ChainedContinuousColumns, SlotChain
 from ppvae.likelihoods import CategoricalGroups
 from ppvae.partial_rows import from_frame
-from ppvae.slot_completion import complete_trace
+from ppvae.slot_completion import SlotCompletion
 
 N = 200_000
 
@@ -38,6 +39,7 @@ def test_levels_before_a_fixed_one_follow_their_exact_conditional():
     value[:, 1] = 1
     fixed = torch.tensor([False, True, False]).expand(N, 3)
     done, log_w = fn.expand((N,)).complete(value, fixed)
+    torch.testing.assert_close(fn.expand((N,)).log_weight(done, fixed), log_w)  # one pass
     assert (done[:, 1] == 1).all()
     # E_q[w] = p(x_1 = 1): the weight is unbiased for the fixed slot's marginal
     assert abs(float(log_w.exp().mean()) - float(given.sum())) < 0.01
@@ -68,6 +70,7 @@ def test_a_slot_before_a_fixed_one_and_a_range_follow_their_exact_conditional():
         ({0: (lo, hi)}, (grid >= lo) & (grid <= hi)),
     ):
         done, log_w = fn.expand((N,)).complete(value, fixed, ranges)
+        torch.testing.assert_close(fn.expand((N,)).log_weight(done, fixed, ranges), log_w)
         bounds = ranges.get(0, (-10.0, 10.0))
         assert (done[:, 1] == c).all() and (
             (done[:, 0] >= bounds[0]) & (done[:, 0] <= bounds[1])
@@ -104,7 +107,7 @@ def test_a_complete_row_is_left_as_it_is_with_its_weight_unchanged():
         table = from_frame(vae, frame).table
         trace = poutine.trace(vae.model_.model).get_trace(table)
         trace.compute_log_prob()
-        done, change = complete_trace(trace)
+        done, change = SlotCompletion()(trace)
         assert set(done) == {"x_cat", "x_cont"}
         for site, value in done.items():
             mask = table.mask(site)
@@ -113,3 +116,30 @@ def test_a_complete_row_is_left_as_it_is_with_its_weight_unchanged():
             assert bool((change.abs() > 1e-3).all())
         else:  # nothing hidden: the trace's own density
             torch.testing.assert_close(change, torch.zeros_like(change), atol=1e-4, rtol=0)
+
+
+@torch.no_grad()
+def test_refreshed_completions_keep_the_exact_conditional_and_become_distinct():
+    cardinalities = (3, 2, 4)
+    chain = LevelChain(cardinalities, rank=3)
+    chain.readout.normal_(0, 2.0)
+    logits = torch.randn(sum(cardinalities))
+    n = 20_000
+    fixed = torch.tensor([False, True, False]).expand(n, 3)
+    groups = CategoricalGroups(cardinalities)
+    fn = ChainedCategoricalColumns(logits.expand(n, -1), groups, chain, fixed)
+    value = torch.zeros(n, 3, dtype=torch.long)
+    value[:, 1] = 1
+    trace = poutine.trace(lambda: pyro.sample("x_cat", fn, obs=value)).get_trace()
+    joint = torch.zeros(cardinalities)
+    for levels in itertools.product(*map(range, cardinalities)):
+        plain = ChainedCategoricalColumns(logits, groups, chain)
+        joint[levels] = plain.log_prob(torch.tensor(levels)).exp()
+    exact = joint[:, 1, :].sum(1) / joint[:, 1, :].sum()
+    completion = SlotCompletion()
+    current = {"x_cat": torch.tensor([2, 1, 3]).expand(n, 3)}  # every line one copy
+    for _ in range(30):
+        current, accepted = completion.refresh(trace, current)
+    assert bool((current["x_cat"][:, 1] == 1).all()) and 0.05 < float(accepted.float().mean())
+    share = torch.bincount(current["x_cat"][:, 0], minlength=3).double() / n
+    torch.testing.assert_close(share, exact.double(), atol=0.015, rtol=0)
