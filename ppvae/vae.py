@@ -422,7 +422,8 @@ class TabularVAE:
         numeric ranges) for ``n`` rows, or a frame whose non-missing cells are fixed, one row
         out per row in. Fixed columns come back exactly as given; ``out.attrs["inference"]``
         holds the effective sample size per input row. ``inference``: options of
-        ``ppvae.posterior_resampling.resample_posterior`` (``num_particles``, ``min_ess``...).
+        ``ppvae.posterior_resampling.resample_posterior`` (``num_particles``, ``min_ess``,
+        ``refresh_steps``...).
         """
         self._check_fitted()
         if given is not None:
