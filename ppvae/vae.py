@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import inspect
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -321,6 +321,7 @@ class TabularVAE:
                 transformer.continuous_in_use,
                 continuous=self.calibrate == "all",
                 seed=self._calibration_seed,
+                through=_delivered(transformer),
             )
             if sync is not None:  # one set of offsets: rank 0's
                 sync.share_state(module)
@@ -586,6 +587,7 @@ class TabularVAE:
                 self.transformer_.continuous_in_use,
                 continuous=self.calibrate == "all",
                 seed=self._calibration_seed,
+                through=_delivered(self.transformer_),
             )
         self.prior = new.config()
         return self
@@ -741,3 +743,13 @@ def _same(a: Any, b: Any) -> bool:
         return bool(a == b)
     except Exception:  # tensors, objects without equality
         return a is b
+
+
+def _delivered(transformer: TableTransformer) -> Callable[[TensorTable], TensorTable]:
+    """Generated slots -> the rows a user receives (decoded, value rules applied), encoded
+    again: what the marginal calibration matches to the training rows."""
+
+    def through(table: TensorTable) -> TensorTable:
+        return transformer.transform(transformer.inverse_transform(table))
+
+    return through

@@ -173,3 +173,25 @@ def test_all_maps_continuous_slots_monotonically_to_the_training_marginal():
     before, after = ks(plain.sample(20_000, seed=4)), ks(mapped.sample(20_000, seed=4))
     assert after < 0.03 and after < before, (before, after)
     assert not map_continuous(plain.model_, values).ne(values).any()  # categories: unmapped
+
+
+def ruled(n: int = 600, seed: int = 0) -> pd.DataFrame:
+    """``visits = 0 -> kind = none`` holds in every row (a value rule); ``kind`` is none in
+    60 % of the rows."""
+    rng = np.random.default_rng(seed)
+    visits = rng.choice(["0", "1", "2"], size=n, p=[0.5, 0.3, 0.2])
+    other = rng.choice(["none", "a", "b"], size=n, p=[0.2, 0.4, 0.4])
+    return pd.DataFrame({"visits": visits, "kind": np.where(visits == "0", "none", other)})
+
+
+def test_frequencies_are_matched_in_the_rows_delivered_after_the_value_rules():
+    df = ruled()
+    vae = ppvae.TabularVAE(epochs=2, **OPTIONS).fit(df)
+    assert ("visits", "0", "kind", "none") in vae.transformer_.rules_.rules
+    real = frequencies(df["kind"])
+    delivered = total_variation(real, frequencies(vae.sample(20_000, seed=5)["kind"]))
+    torch.manual_seed(0)
+    calibrate_categories(vae.model_, vae._table(df))  # frequencies matched before the rules
+    before_rules = total_variation(real, frequencies(vae.sample(20_000, seed=5)["kind"]))
+    # measured 0.005, against 0.190 when matched before the rules overwrite "kind"
+    assert delivered < 0.02 < 0.05 < before_rules, (delivered, before_rules)
