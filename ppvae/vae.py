@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import inspect
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -75,8 +75,9 @@ class TabularVAE:
         ``{"name": "autoencoder", "epochs": 10}`` (KL-free epochs first).
     calibrate: after the fit, calibrate generation to the training rows' marginals
         (``ppvae.marginal_calibration``; likelihoods and imputation are left as fitted):
-        ``"categories"`` (logit offsets: sampled level and point-mass frequencies), ``"all"``
-        (also monotone maps of the continuous slots) or ``"none"``.
+        ``"all"`` (the default: logit offsets for the sampled level and point-mass frequencies
+        in the delivered rows, and monotone maps of the continuous slots), ``"categories"``
+        (the offsets only) or ``"none"``.
     input_mask_rate: after the fit, the encoder alone learns partial rows with this expected
         share of cells hidden (0: skip), for ``sample(given=...)`` and ``impute``; the model,
         hence unconditional sampling, is unchanged (docs/partial_rows.md).
@@ -102,7 +103,7 @@ class TabularVAE:
         likelihood: str = "normal",
         model: str | Mapping[str, Any] = "tabular",
         init: str | Mapping[str, Any] | Initialization = "random",
-        calibrate: str = "categories",
+        calibrate: str = "all",
         input_mask_rate: float = INPUT_MASK_RATE,
         continuous: str = "quantile",
         kinds: Mapping[str, str] | None = None,
@@ -321,7 +322,7 @@ class TabularVAE:
                 transformer.continuous_in_use,
                 continuous=self.calibrate == "all",
                 seed=self._calibration_seed,
-                through=_delivered(transformer),
+                through=transformer.as_delivered,
             )
             if sync is not None:  # one set of offsets: rank 0's
                 sync.share_state(module)
@@ -587,7 +588,7 @@ class TabularVAE:
                 self.transformer_.continuous_in_use,
                 continuous=self.calibrate == "all",
                 seed=self._calibration_seed,
-                through=_delivered(self.transformer_),
+                through=self.transformer_.as_delivered,
             )
         self.prior = new.config()
         return self
@@ -743,13 +744,3 @@ def _same(a: Any, b: Any) -> bool:
         return bool(a == b)
     except Exception:  # tensors, objects without equality
         return a is b
-
-
-def _delivered(transformer: TableTransformer) -> Callable[[TensorTable], TensorTable]:
-    """Generated slots -> the rows a user receives (decoded, value rules applied), encoded
-    again: what the marginal calibration matches to the training rows."""
-
-    def through(table: TensorTable) -> TensorTable:
-        return transformer.transform(transformer.inverse_transform(table))
-
-    return through

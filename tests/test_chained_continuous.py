@@ -119,6 +119,7 @@ def test_a_fit_learns_the_links_and_saves_loads_and_imputes(tmp_path):
         hidden=(16,),
         model={"name": "tabular", "chain_rank": 4, "chain_continuous": True},
         objective={"name": "beta", "beta": 20.0},  # z carries nothing: the chain must
+        calibrate="none",  # the joint below is the model's own, as sample(given=...) uses it
         epochs=80,
         patience=None,
         verbose=False,

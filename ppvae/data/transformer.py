@@ -369,6 +369,11 @@ class TableTransformer:
             out[col.name] = _restore(col, values, missing)
         return self.rules_.apply(pd.DataFrame(out))
 
+    def as_delivered(self, table: TensorTable) -> TensorTable:
+        """Generated slot values as a user receives them (decoded, the value rules applied),
+        encoded again: what ``ppvae.marginal_calibration`` matches to the training rows."""
+        return self.transform(self.inverse_transform(table))
+
     def continuous_in_use(self, table: TensorTable) -> tuple[torch.Tensor, list[bool]]:
         """Where the inverse reads a continuous slot: bool ``[n, n_cont]`` (observed, not
         missing, and for a point-mass column off its spikes), and per slot whether one
