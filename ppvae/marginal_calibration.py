@@ -14,9 +14,10 @@ to the decoder's logits,
            \qquad \mathbb{E}_{z \sim p(z)}\, p_b(x_j = k \mid z) = \hat\pi_{jk},
 
 with :math:`\hat\pi` the training frequencies and the expectation estimated on
-``CALIBRATION_DRAWS`` prior draws; a column's frequencies depend on its own offsets only, and
-its offsets minimise a convex function whose gradient is the frequency gap, solved by Newton
-steps (:func:`_solve_offsets`). An offset scales every z's probability of a
+``draws_for(n)`` prior draws (20 per training row, 2,000 to ``CALIBRATION_DRAWS``: the
+training frequencies of n rows are noisier than that); a column's frequencies depend on its
+own offsets only, and its offsets minimise a convex function whose gradient is the frequency
+gap, solved by Newton steps (:func:`_solve_offsets`). An offset scales every z's probability of a
 level by the same factor, so how the level depends on z is the decoder's.
 
 **Continuous slots**: a generated value :math:`y` of slot :math:`j` becomes
@@ -60,6 +61,7 @@ imputation and ``sample(given=...)`` use the decoder as fitted.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -71,13 +73,16 @@ from ppvae.data.layout import CATEGORICAL, CONTINUOUS, TensorTable
 #: ``TabularVAE(calibrate=...)`` values: what is calibrated after the fit
 CALIBRATIONS = ("categories", "all", "none")
 
-CALIBRATION_DRAWS = 10_000
+CALIBRATION_DRAWS = 10_000  # prior draws at most; fewer for a small table (``draws_for``)
+DRAWS_PER_ROW = 20  # draw noise ~ 1/sqrt(20) of the training frequencies' own noise
+MIN_DRAWS = 2_000
 CALIBRATION_KNOTS = 1001  # quantiles per continuous slot (0, 0.001, ..., 1)
 MIN_ROWS = 100  # fewer generated or training values in use than this: the slot is not mapped
 ITERATIONS = 50  # Newton steps per column
 RULE_ROUNDS = 4  # corrections for levels the value rules overwrite (``through``)
 MAX_OVERWRITTEN = 0.5  # a column overwritten in more rows is left to the rules
 MIN_AIM = 0.25  # a level is solved for at least this share of its training frequency
+SCALING_GAP = 1.0  # a larger log-ratio gap: iterative-scaling steps, not Newton's (_solve_offsets)
 TOLERANCE = 1e-3  # stop when every level's log-ratio log(target / sampled) is below this
 RIDGE = 1e-9  # added to the Hessian's diagonal (it is singular along b + constant)
 CHAIN_ROUNDS = 3  # chained categorical slots: offsets re-solved on draws made with the last ones
@@ -146,7 +151,7 @@ def calibrate(
     table: TensorTable,
     in_use: InUse,
     continuous: bool = False,
-    draws: int = CALIBRATION_DRAWS,
+    draws: int | None = None,
     seed: int = 0,
     through: Through | None = None,
 ) -> dict[str, float | int | None]:
@@ -156,8 +161,9 @@ def calibrate(
     delivered (module docstring).
     Returns ``{"category_gap": largest remaining |log(target / sampled)|, "mapped_slots": n}``.
     The prior draws use a generator forked from torch's global one and seeded with ``seed``:
-    the caller's random stream is left where it was."""
+    the caller's random stream is left where it was; ``draws`` defaults to ``draws_for``."""
     reset(module)
+    draws = draws_for(len(table[CATEGORICAL])) if draws is None else draws
     devices = [table[CATEGORICAL].device] if table[CATEGORICAL].device.type == "cuda" else []
     was_training = module.training
     module.eval()
@@ -191,17 +197,17 @@ def calibrate_categories(
     rounds = CHAIN_ROUNDS if getattr(group, "chain", None) is not None else 1
     target = _frequencies(table, cardinalities).to(torch.float64)
     for _ in range(rounds):
-        gap = _solve_round(module, offsets, target, draws)
+        gap = _solve(module, offsets, target, _draw(module, draws))
     if through is None:
         return gap
-    for _ in range(RULE_ROUNDS):
-        generated = module.generate(draws)
+    for _ in range(RULE_ROUNDS):  # one set of draws: the rule effect and the solve
+        nodes = _draw(module, draws)
+        generated = module.rows_from_trace(nodes, draws)
         delivered = through(generated)
         effect = _frequencies(delivered, cardinalities) - _frequencies(generated, cardinalities)
         effect = effect.to(target) * _left_to_model(generated, delivered, cardinalities).to(target)
         aim = _normalise(torch.maximum(target - effect, target * MIN_AIM), cardinalities)
-        for _ in range(rounds):
-            gap = _solve_round(module, offsets, aim, draws)
+        gap = _solve(module, offsets, aim, nodes)
     return gap
 
 
@@ -217,14 +223,27 @@ def _left_to_model(
     return torch.repeat_interleave((share <= MAX_OVERWRITTEN).double(), torch.tensor(cardinalities))
 
 
-def _solve_round(
-    module: torch.nn.Module, offsets: torch.Tensor, target: torch.Tensor, draws: int
-) -> float:
-    """One solve of ``offsets`` for ``target`` on ``draws`` rows generated with the offsets
-    so far (chained slots: the logits depend on the levels drawn before)."""
-    group = _group(module, CATEGORICAL)
+def draws_for(num_rows: int) -> int:
+    """Prior draws for calibrating to ``num_rows`` training rows: ``DRAWS_PER_ROW`` per row,
+    clipped to [``MIN_DRAWS``, ``CALIBRATION_DRAWS``]."""
+    return int(min(CALIBRATION_DRAWS, max(MIN_DRAWS, DRAWS_PER_ROW * num_rows)))
+
+
+def _draw(module: torch.nn.Module, draws: int) -> dict[str, dict]:
+    """The nodes of one trace of ``module.model`` over ``draws`` rows generated through the
+    prior with the offsets so far."""
     with CalibratedSampling(module):
-        node = poutine.trace(module.model).get_trace(None, num_rows=draws).nodes[CATEGORICAL]
+        return poutine.trace(module.model).get_trace(None, num_rows=draws).nodes
+
+
+def _solve(
+    module: torch.nn.Module, offsets: torch.Tensor, target: torch.Tensor, nodes: dict[str, dict]
+) -> float:
+    """One solve of ``offsets`` for ``target`` on the generated rows of ``nodes`` (chained
+    slots: the logits depend on the levels drawn before, so on the offsets they were drawn
+    with)."""
+    group = _group(module, CATEGORICAL)
+    node = nodes[CATEGORICAL]
     fn = node["fn"]
     if hasattr(fn, "conditional"):  # chained slots: each slot's logits given those drawn before
         fn = fn.conditional(node["value"])
@@ -292,8 +311,12 @@ def _solve_offsets(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Te
     r"""Offsets ``b`` ``[K]`` with ``mean_n softmax(logits_n + b) = target`` for one column's
     ``logits`` ``[n, K]``: the minimiser of the convex
     :math:`f(b) = \frac1n \sum_n \operatorname{logsumexp}(\ell_n + b) - \hat\pi^\top b`
-    (gradient :math:`m(b) - \hat\pi`), by Newton steps with backtracking; returns ``b`` and
-    the largest remaining ``|log(target / sampled)|``."""
+    (gradient :math:`m(b) - \hat\pi`), by Newton steps with backtracking; while some level
+    is off by more than ``SCALING_GAP`` in log-ratio, by iterative-scaling steps
+    :math:`b \leftarrow b + \log(\hat\pi / m(b))` instead (each row draws exactly one level, so
+    they decrease ``f`` (generalised iterative scaling) however little mass a level has, where a
+    Newton step's quadratic model is useless). Returns ``b`` and the largest remaining
+    ``|log(target / sampled)|``."""
 
     def objective(b: torch.Tensor) -> torch.Tensor:
         return torch.logsumexp(logits + b, dim=-1).mean() - target @ b
@@ -302,11 +325,16 @@ def _solve_offsets(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Te
     ridge = RIDGE * torch.eye(len(target), dtype=target.dtype, device=target.device)
     gap = float("inf")
     for _ in range(ITERATIONS):
-        p = torch.softmax(logits + b, dim=-1)
-        sampled = p.mean(0)
-        gap = float((target.log() - sampled.log()).abs().max())
+        log_p = torch.log_softmax(logits + b, dim=-1)
+        log_sampled = torch.logsumexp(log_p, dim=0) - math.log(len(log_p))  # no underflow
+        p, sampled = log_p.exp(), log_sampled.exp()
+        ratio = target.log() - log_sampled
+        gap = float(ratio.abs().max())
         if gap < TOLERANCE:
             break
+        if gap > SCALING_GAP:  # far off (a level the decoder all but never draws): scaling
+            b = b + ratio
+            continue
         grad = sampled - target
         hessian = torch.diag(sampled) - p.T @ p / len(p) + ridge
         step = torch.linalg.solve(hessian, grad)

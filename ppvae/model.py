@@ -167,6 +167,11 @@ class TableModel(nn.Module):
         model = poutine.condition(self.model, data=condition) if condition else self.model
         with CalibratedSampling(self):  # categorical marginals as fitted ex post, if they were
             nodes = poutine.trace(model).get_trace(None, num_rows=num_rows).nodes
+        return self.rows_from_trace(nodes, num_rows)
+
+    def rows_from_trace(self, nodes: Mapping[str, dict], num_rows: int) -> TensorTable:
+        """The generated table (all masks True) of a model trace's ``nodes`` over
+        ``num_rows`` rows, the continuous slots through the ex-post maps if fitted."""
         device = next(self.parameters()).device
         tensors = {}
         for name, slots in self.layout.slots.items():
@@ -195,6 +200,7 @@ class TabularModel(TableModel):
         likelihood: str = "normal",
         chain_rank: int = CHAIN_RANK,
         chain_continuous: bool | str = "auto",
+        chain_point_masses: bool = False,
     ):
         super().__init__(layout, likelihood)
         self.latent_dim = int(latent_dim)
@@ -209,13 +215,23 @@ class TabularModel(TableModel):
                 f"model: chain_continuous={chain_continuous!r} is not allowed; give true, false "
                 "or 'auto' (chained when likelihood='normal', ppvae.chained_continuous)"
             )
+        if not isinstance(chain_point_masses, bool):
+            raise ValueError(
+                f"model: chain_point_masses={chain_point_masses!r} is not allowed; give true or "
+                "false (true: a numeric column's point-mass slot, e.g. PageValues = 0, is in the "
+                "level chain too)"
+            )
         if chain_continuous is True and not chain_rank:
             raise ValueError("model: chain_continuous=true needs chain_rank > 0 (e.g. 16)")
         if chain_rank:
             for group in self.slot_groups:
                 if hasattr(group, "chain_levels"):
-                    # a numeric column's point-mass slot stays with its number, given z
-                    chained = [name not in layout.cont_names for name in layout.cat_names]
+                    # unless chain_point_masses, a numeric column's point-mass slot stays
+                    # with its number, given z
+                    chained = [
+                        chain_point_masses or name not in layout.cont_names
+                        for name in layout.cat_names
+                    ]
                     group.chain_levels(chain_rank, chained)
                 auto = chain_continuous == "auto" and isinstance(
                     getattr(group, "family", None), NormalFamily
@@ -226,6 +242,7 @@ class TabularModel(TableModel):
         #: the same after the defaults change
         self.chain_options = {
             "chain_rank": chain_rank,
+            "chain_point_masses": chain_point_masses,
             "chain_continuous": any(
                 getattr(g, "chain", None) is not None
                 for g in self.slot_groups

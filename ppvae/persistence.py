@@ -196,6 +196,9 @@ def load(
     try:
         params = dict(meta["params"])
         params["device"] = str(device)
+        model = params.get("model")
+        if isinstance(model, dict) and "chain_rank" in model:  # saved with its chain options:
+            params["model"] = {"chain_point_masses": False, **model}  # those before this one
         vae = estimator(**params)
         transformer = TableTransformer.from_dict(_read_json(root / "transformer.json"))
         module = vae._build_module(Layout.from_dict(meta["layout"]))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import inspect
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -322,7 +322,7 @@ class TabularVAE:
                 transformer.continuous_in_use,
                 continuous=self.calibrate == "all",
                 seed=self._calibration_seed,
-                through=transformer.as_delivered,
+                through=_through(transformer),
             )
             if sync is not None:  # one set of offsets: rank 0's
                 sync.share_state(module)
@@ -588,7 +588,7 @@ class TabularVAE:
                 self.transformer_.continuous_in_use,
                 continuous=self.calibrate == "all",
                 seed=self._calibration_seed,
-                through=self.transformer_.as_delivered,
+                through=_through(self.transformer_),
             )
         self.prior = new.config()
         return self
@@ -744,3 +744,9 @@ def _same(a: Any, b: Any) -> bool:
         return bool(a == b)
     except Exception:  # tensors, objects without equality
         return a is b
+
+
+def _through(transformer: TableTransformer) -> Callable[[TensorTable], TensorTable] | None:
+    """What the calibration matches: the rows as delivered when value rules can change them
+    (``TableTransformer.as_delivered``), else the generated slots themselves (None)."""
+    return transformer.as_delivered if transformer.rules_.rules else None

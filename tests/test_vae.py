@@ -9,6 +9,7 @@ import torch
 
 import ppvae
 from ppvae.model import TabularModel
+from ppvae.persistence import write_checksums
 from ppvae.vae import NotFittedError
 
 FAST = dict(
@@ -131,9 +132,21 @@ def test_a_saved_model_spells_out_its_chain_options_and_loads_after_the_defaults
 ):
     path = fitted.save(tmp_path / "m")
     spec = json.loads((path / "ppvae.json").read_text())["params"]["model"]
-    assert spec == {"name": "tabular", "chain_rank": 16, "chain_continuous": True}  # "auto"
-    defaults = TabularModel.__init__.__defaults__  # (latent_dim, ..., chain_rank, chain_continuous)
-    monkeypatch.setattr(TabularModel.__init__, "__defaults__", (*defaults[:-2], 0, False))
+    assert spec == {
+        "name": "tabular",
+        "chain_rank": 16,
+        "chain_point_masses": False,
+        "chain_continuous": True,  # "auto"
+    }
+    defaults = TabularModel.__init__.__defaults__  # (latent_dim, ..., chain_point_masses)
+    monkeypatch.setattr(TabularModel.__init__, "__defaults__", (*defaults[:-3], 0, False, True))
+    loaded = ppvae.load(path)
+    pd.testing.assert_frame_equal(loaded.sample(300, seed=4), fitted.sample(300, seed=4))
+    # saved before chain_point_masses existed: its point-mass slots stay out of the chain
+    meta = json.loads((path / "ppvae.json").read_text())
+    del meta["params"]["model"]["chain_point_masses"]
+    (path / "ppvae.json").write_text(json.dumps(meta))
+    write_checksums(path)
     loaded = ppvae.load(path)
     pd.testing.assert_frame_equal(loaded.sample(300, seed=4), fitted.sample(300, seed=4))
 
