@@ -29,7 +29,7 @@ from torch import nn
 
 from ppvae.categorical_columns import CategoricalColumns, CategoricalGroups
 
-CHAIN_RANK = 16  # the default model's (``TabularModel(chain_rank=...)``; 0: no chain)
+CHAIN_RANK = 32  # the default model's (``TabularModel(chain_rank=...)``; 0: no chain)
 
 
 class LevelChain(nn.Module):
@@ -37,7 +37,10 @@ class LevelChain(nn.Module):
     and read-outs ``[r, sum K]`` (zero: no dependence)."""
 
     def __init__(
-        self, cardinalities: tuple[int, ...], rank: int = 16, chained: list[bool] | None = None
+        self,
+        cardinalities: tuple[int, ...],
+        rank: int = CHAIN_RANK,
+        chained: list[bool] | None = None,
     ):
         super().__init__()
         total = sum(cardinalities)

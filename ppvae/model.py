@@ -200,14 +200,14 @@ class TabularModel(TableModel):
         likelihood: str = "normal",
         chain_rank: int = CHAIN_RANK,
         chain_continuous: bool | str = "auto",
-        chain_point_masses: bool = False,
+        chain_point_masses: bool = True,
     ):
         super().__init__(layout, likelihood)
         self.latent_dim = int(latent_dim)
         if isinstance(chain_rank, bool) or not isinstance(chain_rank, int) or chain_rank < 0:
             raise ValueError(
                 f"model: chain_rank={chain_rank!r} is not allowed; give a non-negative integer "
-                "(0: categorical slots independent given z; e.g. 16: each depends on the levels "
+                "(0: categorical slots independent given z; e.g. 32: each depends on the levels "
                 "before it, ppvae.chained_categories)"
             )
         if chain_continuous != "auto" and not isinstance(chain_continuous, bool):
@@ -222,7 +222,7 @@ class TabularModel(TableModel):
                 "level chain too)"
             )
         if chain_continuous is True and not chain_rank:
-            raise ValueError("model: chain_continuous=true needs chain_rank > 0 (e.g. 16)")
+            raise ValueError("model: chain_continuous=true needs chain_rank > 0 (e.g. 32)")
         if chain_rank:
             for group in self.slot_groups:
                 if hasattr(group, "chain_levels"):

@@ -125,3 +125,34 @@ def test_chain_rank_must_be_a_non_negative_integer(rank):
         ppvae.TabularVAE(
             model={"name": "tabular", "chain_rank": rank}, epochs=1, verbose=False
         ).fit(linked_table(50))
+
+
+def spiked_table(n: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """``x`` is 0 in half the rows (a point mass) and ``y`` says so 90 % of the time."""
+    rng = np.random.default_rng(seed)
+    zero = rng.random(n) < 0.5
+    x = np.where(zero, 0.0, rng.exponential(size=n) + 0.1).round(3)
+    agree = rng.random(n) < 0.9
+    y = np.where(zero == agree, "zero", "positive")
+    return pd.DataFrame({"x": x, "y": y})
+
+
+@pytest.mark.parametrize("point_masses", [True, False])
+def test_a_point_mass_slot_in_the_chain_carries_its_link(point_masses):
+    vae = ppvae.TabularVAE(
+        latent_dim=1,
+        hidden=(16,),
+        model={"name": "tabular", "chain_rank": 4, "chain_point_masses": point_masses},
+        objective={"name": "beta", "beta": 20.0},  # z carries nothing: only the chain can
+        calibrate="none",
+        epochs=60,
+        patience=None,
+        verbose=False,
+        seed=0,
+    ).fit(spiked_table())
+    rows = vae.sample(4000, seed=0)
+    agree = ((rows["x"] == 0) == (rows["y"] == "zero")).mean()
+    if point_masses:  # x = 0 is a level of the chain that y reads
+        assert agree > 0.8
+    else:  # the point mass is decided given z only, as y is: independent
+        assert abs(agree - 0.5) < 0.05

@@ -128,27 +128,33 @@ def test_save_load_round_trip(fitted, tmp_path):
 
 
 def test_a_saved_model_spells_out_its_chain_options_and_loads_after_the_defaults_change(
-    fitted, tmp_path, monkeypatch
+    fitted, adult_small, tmp_path, monkeypatch
 ):
     path = fitted.save(tmp_path / "m")
     spec = json.loads((path / "ppvae.json").read_text())["params"]["model"]
     assert spec == {
         "name": "tabular",
-        "chain_rank": 16,
-        "chain_point_masses": False,
+        "chain_rank": 32,
+        "chain_point_masses": True,
         "chain_continuous": True,  # "auto"
     }
     defaults = TabularModel.__init__.__defaults__  # (latent_dim, ..., chain_point_masses)
-    monkeypatch.setattr(TabularModel.__init__, "__defaults__", (*defaults[:-3], 0, False, True))
+    monkeypatch.setattr(TabularModel.__init__, "__defaults__", (*defaults[:-3], 0, False, False))
     loaded = ppvae.load(path)
     pd.testing.assert_frame_equal(loaded.sample(300, seed=4), fitted.sample(300, seed=4))
-    # saved before chain_point_masses existed: its point-mass slots stay out of the chain
+    monkeypatch.undo()
+    # saved before chain_point_masses existed (point masses out of the chain): still so
+    old = ppvae.TabularVAE(
+        **{**FAST, "epochs": 1}, model={"name": "tabular", "chain_point_masses": False}
+    ).fit(adult_small)
+    path = old.save(tmp_path / "old")
     meta = json.loads((path / "ppvae.json").read_text())
     del meta["params"]["model"]["chain_point_masses"]
     (path / "ppvae.json").write_text(json.dumps(meta))
     write_checksums(path)
     loaded = ppvae.load(path)
-    pd.testing.assert_frame_equal(loaded.sample(300, seed=4), fitted.sample(300, seed=4))
+    assert loaded.model_.chain_options["chain_point_masses"] is False
+    pd.testing.assert_frame_equal(loaded.sample(300, seed=4), old.sample(300, seed=4))
 
 
 def test_load_rejects_foreign_or_corrupted_directories(fitted, tmp_path):
