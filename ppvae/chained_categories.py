@@ -48,11 +48,11 @@ class LevelChain(nn.Module):
         self.embedding = nn.Parameter(torch.randn(total, rank) / rank**0.5)
         self.readout = nn.Parameter(torch.zeros(rank, total))
         starts = torch.tensor([0, *self.cardinalities[:-1]]).cumsum(0)
+        self.bounds = [(int(a), int(a) + k) for a, k in zip(starts, self.cardinalities)]
         self.register_buffer("starts", starts, persistent=False)
         slot = torch.repeat_interleave(
             torch.arange(len(self.cardinalities)), torch.tensor(self.cardinalities)
         )
-        self.register_buffer("level_slot", slot, persistent=False)
         # slots in the chain (others neither shift later slots nor are shifted)
         chained = (
             torch.ones(len(self.cardinalities), dtype=torch.bool)
@@ -70,9 +70,12 @@ class LevelChain(nn.Module):
         return emb.cumsum(-2) - emb
 
     def shift(self, context: torch.Tensor) -> torch.Tensor:
-        """Logit shifts ``[*batch, sum K]`` from per-slot contexts ``[*batch, n_cat, r]``."""
-        per_level = context[..., self.level_slot, :]  # [*batch, sum K, r]
-        return (per_level * (self.readout * self.level_chained).T).sum(-1)
+        """Logit shifts ``[*batch, sum K]`` from per-slot contexts ``[*batch, n_cat, r]``: one
+        small product per slot (gathering a ``[*batch, sum K, r]`` copy instead made a fit's
+        epoch 1.7x slower at rank 32, most of it in the gather's backward)."""
+        readout = self.readout * self.level_chained
+        parts = [context[..., j, :] @ readout[:, a:b] for j, (a, b) in enumerate(self.bounds)]
+        return torch.cat(parts, -1)
 
 
 class ChainedCategoricalColumns(TorchDistribution):
