@@ -16,8 +16,9 @@ to the decoder's logits,
 with :math:`\hat\pi` the training frequencies and the expectation estimated on
 ``draws_for(n)`` prior draws (20 per training row, 2,000 to ``CALIBRATION_DRAWS``: the
 training frequencies of n rows are noisier than that); a column's frequencies depend on its
-own offsets only, and its offsets minimise a convex function whose gradient is the frequency
-gap, solved by Newton steps (:func:`_solve_offsets`). An offset scales every z's probability of a
+own offsets only (chained slots: and on those of the slots before it, so they are solved in
+slot order, :func:`_solve_in_order`), and its offsets minimise a convex function whose
+gradient is the frequency gap, solved by Newton steps (:func:`_solve_offsets`). An offset scales every z's probability of a
 level by the same factor, so how the level depends on z is the decoder's.
 
 **Continuous slots**: a generated value :math:`y` of slot :math:`j` becomes
