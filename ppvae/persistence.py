@@ -39,6 +39,9 @@ if TYPE_CHECKING:
 
 FORMAT = "ppvae-model"
 FORMAT_VERSION = 1
+#: chain options of the tabular model as they were before a saved model spelled them out
+#: (chain_rank 16 until 2026-11-29; point masses out of the chain until then)
+SAVED_WITHOUT = {"chain_rank": 16, "chain_point_masses": False}
 FILES = ("ppvae.json", "transformer.json", "weights.pt")
 CHECKSUMS = "checksums.json"
 
@@ -196,9 +199,10 @@ def load(
     try:
         params = dict(meta["params"])
         params["device"] = str(device)
-        model = params.get("model")
-        if isinstance(model, dict) and "chain_rank" in model:  # saved with its chain options:
-            params["model"] = {"chain_point_masses": False, **model}  # those before this one
+        model = params.get("model", "tabular")
+        model = model if isinstance(model, dict) else {"name": model}
+        if model.get("name", "tabular") == "tabular":  # chain options it was saved without:
+            params["model"] = {**SAVED_WITHOUT, **model}  # the defaults of that time
         vae = estimator(**params)
         transformer = TableTransformer.from_dict(_read_json(root / "transformer.json"))
         module = vae._build_module(Layout.from_dict(meta["layout"]))

@@ -143,18 +143,23 @@ def test_a_saved_model_spells_out_its_chain_options_and_loads_after_the_defaults
     loaded = ppvae.load(path)
     pd.testing.assert_frame_equal(loaded.sample(300, seed=4), fitted.sample(300, seed=4))
     monkeypatch.undo()
-    # saved before chain_point_masses existed (point masses out of the chain): still so
+    # saved before a model spelled out its chain options (rank 16, point masses out of the
+    # chain, as they were then): still so
     old = ppvae.TabularVAE(
-        **{**FAST, "epochs": 1}, model={"name": "tabular", "chain_point_masses": False}
+        **{**FAST, "epochs": 1},
+        model={"name": "tabular", "chain_rank": 16, "chain_point_masses": False},
     ).fit(adult_small)
-    path = old.save(tmp_path / "old")
-    meta = json.loads((path / "ppvae.json").read_text())
-    del meta["params"]["model"]["chain_point_masses"]
-    (path / "ppvae.json").write_text(json.dumps(meta))
-    write_checksums(path)
-    loaded = ppvae.load(path)
-    assert loaded.model_.chain_options["chain_point_masses"] is False
-    pd.testing.assert_frame_equal(loaded.sample(300, seed=4), old.sample(300, seed=4))
+    for missing in (["chain_point_masses"], ["chain_rank", "chain_point_masses"]):
+        path = old.save(tmp_path / "old", force=True)
+        meta = json.loads((path / "ppvae.json").read_text())
+        for key in missing:
+            del meta["params"]["model"][key]
+        (path / "ppvae.json").write_text(json.dumps(meta))
+        write_checksums(path)
+        loaded = ppvae.load(path)
+        assert loaded.model_.chain_options["chain_rank"] == 16
+        assert loaded.model_.chain_options["chain_point_masses"] is False
+        pd.testing.assert_frame_equal(loaded.sample(300, seed=4), old.sample(300, seed=4))
 
 
 def test_load_rejects_foreign_or_corrupted_directories(fitted, tmp_path):
