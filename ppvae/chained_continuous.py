@@ -52,6 +52,17 @@ class SlotChain(nn.Module):
         self.scale_readout = nn.Parameter(torch.zeros(width, rank))
         starts = torch.tensor([0, *cardinalities[:-1]], dtype=torch.long).cumsum(0)
         self.register_buffer("starts", starts, persistent=False)
+        self.register_buffer("before", torch.ones(width, width).tril(-1), persistent=False)
+
+    def before_sums(self, weight: torch.Tensor) -> torch.Tensor:
+        r""":math:`\sum_{i<j} y_i e_i` per slot ``j`` ``[*batch, D, r]`` from the (masked)
+        slots ``weight`` ``[*batch, D]``: one product with a ``[D, D r]`` matrix (a cumsum
+        along the slot dim, and its backward, cost more than the rest of the chain)."""
+        width, rank = self.slot_embedding.shape
+        terms = (self.before.T.unsqueeze(-1) * self.slot_embedding.unsqueeze(1)).reshape(
+            width, width * rank
+        )  # [i, (j, r)]: e_i where i < j
+        return (weight @ terms).reshape(*weight.shape[:-1], width, rank)
 
     def level_context(self, x_cat: torch.Tensor | None, mask: torch.Tensor | None) -> torch.Tensor:
         """Summed level embeddings of a row's categorical slots ``[*batch, r]``."""
@@ -91,8 +102,7 @@ class ChainedContinuousColumns(TorchDistribution):
     def conditional(self, value: torch.Tensor) -> dist.Normal:
         """Per slot, the Normal given the slots of ``value`` before it ``[*batch, D]``."""
         weight = value if self.mask is None else value * self.mask.to(value.dtype)
-        term = weight.unsqueeze(-1) * self.chain.slot_embedding  # [*batch, D, r]
-        before = term.cumsum(-2) - term
+        before = self.chain.before_sums(weight)
         h = torch.tanh(self.level_context.unsqueeze(-2) + before)
         loc = self.loc + (h * self.chain.loc_readout).sum(-1)
         scale = softplus(self.raw_scale + (h * self.chain.scale_readout).sum(-1)) + self.min_scale

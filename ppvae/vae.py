@@ -24,8 +24,10 @@ import torch
 from ppvae import persistence
 from ppvae.budget import (
     batch_size_for,
+    epochs_for,
     ex_post_prior_for,
     likelihood_for,
+    lr_for,
     objective_for,
     patience_for,
     training_prior,
@@ -84,8 +86,9 @@ class TabularVAE:
     continuous: ``quantile`` (default) or ``mode_specific`` encoding of numeric columns.
     kinds: override inferred column kinds, e.g. ``{"zip": "categorical"}``.
     missing_values: extra markers read as missing, e.g. ``["?"]``.
-    epochs, batch_size, lr: SVI budget, minibatch size and Adam's learning rate;
-        ``batch_size="auto"``: 500 rows, or a tenth of a table under 5,000 rows (``ppvae.budget``).
+    epochs, batch_size, lr: SVI budget, minibatch size and Adam's learning rate; ``"auto"``
+        (``ppvae.budget``): from 5,000 rows at most 200 epochs of 500 rows at lr 2e-3, below
+        that 300 epochs of a tenth of the table at lr 1e-3.
     patience: stop after this many epochs without a better validation ELBO (None: never);
         ``"auto"``: 20, or 50 on a table under 5,000 rows (``ppvae.budget``).
     val_fraction: share of rows held out for the validation ELBO.
@@ -108,9 +111,9 @@ class TabularVAE:
         continuous: str = "quantile",
         kinds: Mapping[str, str] | None = None,
         missing_values: Sequence[Any] | None = None,
-        epochs: int = 300,
+        epochs: int | str = "auto",
         batch_size: int | str = "auto",
-        lr: float = 1e-3,
+        lr: float | str = "auto",
         patience: int | str | None = "auto",
         val_fraction: float = 0.1,
         seed: int | None = 0,
@@ -282,8 +285,9 @@ class TabularVAE:
         if hasattr(module.prior, "init_from"):
             module.prior.init_from(initial.features)
         batch_size = max(1, batch_size_for(rows, self.batch_size) // world)
+        lr = lr_for(rows, self.lr)
         initializations.build(self.init)(
-            module, train_data, batch_size=batch_size, lr=float(self.lr), generator=generator
+            module, train_data, batch_size=batch_size, lr=lr, generator=generator
         )
         if sync is not None:  # after the initialization: every rank starts from rank 0's weights
             sync.start(module)
@@ -292,9 +296,9 @@ class TabularVAE:
             objective,
             train_data,
             val_data,
-            epochs=int(self.epochs),
+            epochs=epochs_for(rows, self.epochs),
             batch_size=batch_size,
-            lr=float(self.lr),
+            lr=lr,
             patience=patience_for(rows, self.patience),
             generator=generator,
             verbose=self.verbose and (sync is None or sync.rank == 0),
@@ -335,7 +339,7 @@ class TabularVAE:
                 float(self.input_mask_rate),
                 epochs=proposal_epochs(len(result.history)),
                 batch_size=batch_size,
-                lr=float(self.lr),
+                lr=lr,
             )
             if sync is not None:  # one encoder: rank 0's
                 sync.share_state(module)
