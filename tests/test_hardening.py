@@ -252,7 +252,7 @@ BAD_PARAMS = [
     ("kinds", 5, "kinds must be a mapping"),
     ("missing_values", 5, "missing_values must be a list"),
     ("device", "tpu", "device must be a device name"),
-    ("lr", True, "lr must be \"auto\" .* or a positive learning rate"),
+    ("lr", True, 'lr must be "auto" .* or a positive learning rate'),
     ("likelihood", "gauss", "likelihood must be one of"),
     ("verbose", "yes", "verbose must be true or false"),
 ]
