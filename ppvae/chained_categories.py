@@ -70,8 +70,9 @@ class LevelChain(nn.Module):
         if mask is not None:
             emb = emb * mask.unsqueeze(-1).to(emb.dtype)
         # the sums over earlier slots as one product with the [n_cat, n_cat] strictly lower
-        # triangle, slots outermost (a cumsum along the slot dim, strided in memory, and its
-        # flipped backward cost a third of a Default step)
+        # triangle, slots outermost: a cumsum along the slot dim (strided in memory) and its
+        # flipped backward were most of the chain's time (with unbind below, the chain's
+        # forward and backward on Default's 22 slots, batch 500: 8.0 -> 5.4 ms)
         slots_first = emb.movedim(-2, 0)
         flat = slots_first.reshape(len(self.cardinalities), -1)
         return (self.before @ flat).reshape(slots_first.shape).movedim(0, -2)

@@ -56,8 +56,8 @@ class SlotChain(nn.Module):
 
     def before_sums(self, weight: torch.Tensor) -> torch.Tensor:
         r""":math:`\sum_{i<j} y_i e_i` per slot ``j`` ``[*batch, D, r]`` from the (masked)
-        slots ``weight`` ``[*batch, D]``: one product with a ``[D, D r]`` matrix (a cumsum
-        along the slot dim, and its backward, cost more than the rest of the chain)."""
+        slots ``weight`` ``[*batch, D]``: one product with a ``[D, D r]`` matrix instead of a
+        cumsum along the slot dim, strided in memory, and its flipped backward."""
         width, rank = self.slot_embedding.shape
         terms = (self.before.T.unsqueeze(-1) * self.slot_embedding.unsqueeze(1)).reshape(
             width, width * rank

@@ -203,7 +203,7 @@ CHECKS: dict[str, Callable[[str, Any], None]] = {
     "missing_values": _missing_values,
     "epochs": _auto(_epochs, "a positive integer, e.g. epochs=300"),
     "batch_size": _auto(_positive, "a positive integer, e.g. batch_size=500"),
-    "lr": _auto(_lr, "a positive learning rate below 10, e.g. lr=1e-3"),
+    "lr": _lr,
     "patience": _auto(
         _positive, "a positive integer or None (null in YAML), e.g. patience=20", none=True
     ),

@@ -27,7 +27,6 @@ from ppvae.budget import (
     epochs_for,
     ex_post_prior_for,
     likelihood_for,
-    lr_for,
     objective_for,
     patience_for,
     training_prior,
@@ -87,8 +86,8 @@ class TabularVAE:
     kinds: override inferred column kinds, e.g. ``{"zip": "categorical"}``.
     missing_values: extra markers read as missing, e.g. ``["?"]``.
     epochs, batch_size, lr: SVI budget, minibatch size and Adam's learning rate; ``"auto"``
-        (``ppvae.budget``): from 5,000 rows at most 200 epochs of 500 rows at lr 2e-3, below
-        that 300 epochs of a tenth of the table at lr 1e-3.
+        (``ppvae.budget``): from 5,000 rows at most 200 epochs of 500 rows, below that 300
+        epochs of a tenth of the table.
     patience: stop after this many epochs without a better validation ELBO (None: never);
         ``"auto"``: 20, or 50 on a table under 5,000 rows (``ppvae.budget``).
     val_fraction: share of rows held out for the validation ELBO.
@@ -113,7 +112,7 @@ class TabularVAE:
         missing_values: Sequence[Any] | None = None,
         epochs: int | str = "auto",
         batch_size: int | str = "auto",
-        lr: float | str = "auto",
+        lr: float = 1e-3,
         patience: int | str | None = "auto",
         val_fraction: float = 0.1,
         seed: int | None = 0,
@@ -285,7 +284,7 @@ class TabularVAE:
         if hasattr(module.prior, "init_from"):
             module.prior.init_from(initial.features)
         batch_size = max(1, batch_size_for(rows, self.batch_size) // world)
-        lr = lr_for(rows, self.lr)
+        lr = float(self.lr)
         initializations.build(self.init)(
             module, train_data, batch_size=batch_size, lr=lr, generator=generator
         )

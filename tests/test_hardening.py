@@ -252,7 +252,7 @@ BAD_PARAMS = [
     ("kinds", 5, "kinds must be a mapping"),
     ("missing_values", 5, "missing_values must be a list"),
     ("device", "tpu", "device must be a device name"),
-    ("lr", True, 'lr must be "auto" .* or a positive learning rate'),
+    ("lr", True, "lr must be a positive learning rate"),
     ("likelihood", "gauss", "likelihood must be one of"),
     ("verbose", "yes", "verbose must be true or false"),
 ]
@@ -278,7 +278,7 @@ def test_bad_parameters_through_a_spec(tmp_path, name, value, message):
         (["--set", "hidden=5"], "hidden must be a list"),
         (["--set", "val_fraction=abc"], "val_fraction must be in"),
         (["--set", "kinds=5"], "kinds must be a mapping"),
-        (["--set", "lr=true"], "or a positive learning rate below 10"),
+        (["--set", "lr=true"], "lr must be a positive learning rate"),
         (["--device", "tpu"], "device must be a device name"),
         (["--seed", "-1"], "seed must be a non-negative integer"),
     ],

@@ -89,7 +89,7 @@ def test_unfitted_model_says_so():
     [
         ({"latent_dim": 0}, "latent_dim must be a positive integer"),
         ({"epochs": 1.5}, 'epochs must be "auto" .* or a positive integer'),
-        ({"lr": -1}, 'lr must be "auto" .* or a positive learning rate'),
+        ({"lr": -1}, "lr must be a positive learning rate"),
         ({"hidden": (0,)}, "hidden must be a list"),
         ({"val_fraction": 1.0}, "val_fraction must be in"),
         ({"prior": "nope"}, "unknown prior 'nope'"),
