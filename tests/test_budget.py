@@ -8,10 +8,13 @@ import torch
 import ppvae
 from ppvae.budget import (
     DEFAULT_BATCH,
+    DEFAULT_EPOCHS,
     DEFAULT_PATIENCE,
+    LARGE_TABLE_EPOCHS,
     MIN_BATCH,
     SMALL_TABLE_PATIENCE,
     batch_size_for,
+    epochs_for,
     ex_post_prior_for,
     objective_for,
     patience_for,
@@ -36,20 +39,31 @@ def test_auto_patience_is_50_below_5000_rows(rows, patience):
     assert (SMALL_TABLE_PATIENCE, DEFAULT_PATIENCE) == (50, 20)
 
 
+@pytest.mark.parametrize(("rows", "epochs"), [(400, 300), (4_999, 300), (5_000, 200)])
+def test_auto_epochs_are_at_most_200_from_5000_rows(rows, epochs):
+    assert epochs_for(rows) == epochs_for(rows, "auto") == epochs
+    assert (DEFAULT_EPOCHS, LARGE_TABLE_EPOCHS) == (300, 200)
+
+
 def test_a_number_given_is_used_as_given():
     assert batch_size_for(400, 500) == 500 and batch_size_for(100_000, 64) == 64
     assert patience_for(400, 20) == 20 and patience_for(400, None) is None
+    assert epochs_for(100_000, 300) == 300 and epochs_for(400, 5) == 5
 
 
 def test_auto_is_the_default_and_get_params_returns_what_was_passed():
     assert ppvae.TabularVAE().get_params()["batch_size"] == "auto"
+    assert ppvae.TabularVAE().get_params()["epochs"] == "auto"
+    assert ppvae.TabularVAE.from_spec("default").get_params()["epochs"] == "auto"
     assert ppvae.TabularVAE.from_spec("default").get_params()["patience"] == "auto"
     params = ppvae.TabularVAE(batch_size=500, patience=20).get_params()
     assert (params["batch_size"], params["patience"]) == (500, 20)
 
 
 def test_auto_is_validated_with_the_numbers():
-    check_params({"batch_size": "auto", "patience": "auto"})
+    check_params({"batch_size": "auto", "patience": "auto", "epochs": "auto"})
+    with pytest.raises(ParameterError, match='epochs must be "auto"'):
+        check_params({"epochs": "many"})
     check_params({"patience": None})
     with pytest.raises(ParameterError, match=r'batch_size must be "auto".*got .?automatic'):
         check_params({"batch_size": "automatic"})
@@ -127,3 +141,11 @@ def test_auto_trains_a_table_of_5000_rows_as_the_fixed_budget_and_samples_its_ag
     pd.testing.assert_frame_equal(loaded.sample(100, seed=3), auto.sample(100, seed=3))
     pd.testing.assert_frame_equal(auto.sample(100, seed=3), auto.sample(100, seed=3))
     assert not auto.sample(100, seed=3).equals(auto.sample(100, seed=4))
+
+
+@pytest.mark.parametrize(("rows", "epochs"), [(300, 3), (5_600, 2)])
+def test_a_fit_runs_the_auto_epochs_of_its_table_size(monkeypatch, rows, epochs):
+    monkeypatch.setattr("ppvae.budget.DEFAULT_EPOCHS", 3)
+    monkeypatch.setattr("ppvae.budget.LARGE_TABLE_EPOCHS", 2)
+    vae = ppvae.TabularVAE(hidden=(8,), latent_dim=2, patience=None, verbose=False)
+    assert len(vae.fit(table(rows)).history_) == epochs
