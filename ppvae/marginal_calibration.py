@@ -24,7 +24,11 @@ level by the same factor, so how the level depends on z is the decoder's.
 **Continuous slots**: a generated value :math:`y` of slot :math:`j` becomes
 :math:`G_j^{-1}(F_j(y))`, with :math:`F_j` the generated slot's distribution and :math:`G_j`
 the training rows', both estimated by ``CALIBRATION_KNOTS`` quantiles over the rows where the
-inverse transform reads the slot (not missing, off a point mass). The map is monotone, so
+inverse transform reads the slot (not missing, off a point mass); :math:`F_j` on
+``draws_for(n, MAP_DRAWS)`` generated rows (up to 100,000, generated ``MAP_CHUNK`` at a time):
+the noise of the source quantiles adds to every sample's own, and with 10,000 rows it left
+Default's numeric columns a mean Kolmogorov-Smirnov distance of 0.0094 to the training rows
+where 100,000 left 0.0063 (one fit, three samples of 24,000 rows; 2 s more). The map is monotone, so
 every rank, hence the copula of the generated rows, is kept; a slot whose meaning depends on
 a category (mode-specific normalisation) is left alone.
 
@@ -77,6 +81,8 @@ CALIBRATIONS = ("categories", "all", "none")
 CALIBRATION_DRAWS = 10_000  # prior draws at most; fewer for a small table (``draws_for``)
 DRAWS_PER_ROW = 20  # draw noise ~ 1/sqrt(20) of the training frequencies' own noise
 MIN_DRAWS = 2_000
+MAP_DRAWS = 100_000  # generated rows at most for the continuous maps (``draws_for``)
+MAP_CHUNK = 10_000  # rows generated at a time for the continuous maps
 CALIBRATION_KNOTS = 1001  # quantiles per continuous slot (0, 0.001, ..., 1)
 MIN_ROWS = 100  # fewer generated or training values in use than this: the slot is not mapped
 ITERATIONS = 50  # Newton steps per column
@@ -161,8 +167,10 @@ def calibrate(
     delivered (module docstring).
     Returns ``{"category_gap": largest remaining |log(target / sampled)|, "mapped_slots": n}``.
     The prior draws use a generator forked from torch's global one and seeded with ``seed``:
-    the caller's random stream is left where it was; ``draws`` defaults to ``draws_for``."""
+    the caller's random stream is left where it was; ``draws`` (of both) defaults to
+    ``draws_for(n)`` for the offsets and ``draws_for(n, MAP_DRAWS)`` for the maps."""
     reset(module)
+    map_draws = draws_for(len(table[CATEGORICAL]), MAP_DRAWS) if draws is None else draws
     draws = draws_for(len(table[CATEGORICAL])) if draws is None else draws
     devices = [table[CATEGORICAL].device] if table[CATEGORICAL].device.type == "cuda" else []
     was_training = module.training
@@ -171,7 +179,7 @@ def calibrate(
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
             gap = calibrate_categories(module, table, draws, through)
-            mapped = _fit_continuous_maps(module, table, in_use, draws) if continuous else 0
+            mapped = _fit_continuous_maps(module, table, in_use, map_draws) if continuous else 0
     finally:
         module.train(was_training)
     return {"category_gap": gap, "mapped_slots": mapped}
@@ -221,10 +229,10 @@ def _left_to_model(
     return torch.repeat_interleave((share <= MAX_OVERWRITTEN).double(), torch.tensor(cardinalities))
 
 
-def draws_for(num_rows: int) -> int:
+def draws_for(num_rows: int, most: int = CALIBRATION_DRAWS) -> int:
     """Prior draws for calibrating to ``num_rows`` training rows: ``DRAWS_PER_ROW`` per row,
-    clipped to [``MIN_DRAWS``, ``CALIBRATION_DRAWS``]."""
-    return int(min(CALIBRATION_DRAWS, max(MIN_DRAWS, DRAWS_PER_ROW * num_rows)))
+    clipped to [``MIN_DRAWS``, ``most``] (the continuous maps: ``MAP_DRAWS``)."""
+    return int(min(most, max(MIN_DRAWS, DRAWS_PER_ROW * num_rows)))
 
 
 def _draw(module: torch.nn.Module, draws: int) -> dict[str, dict]:
@@ -299,12 +307,17 @@ def _fit_continuous_maps(
     group = _group(module, CONTINUOUS)
     if group is None or not hasattr(group, "calibrated") or table[CONTINUOUS].shape[1] == 0:
         return 0
-    generated = module.generate(draws)
-    gen_use, mappable = in_use(generated)
+    sources: list[list[torch.Tensor]] = [[] for _ in range(table[CONTINUOUS].shape[1])]
+    for start in range(0, draws, MAP_CHUNK):  # in chunks: only the values in use are kept
+        generated = module.generate(min(MAP_CHUNK, draws - start))
+        gen_use, mappable = in_use(generated)
+        values = generated[CONTINUOUS].double().cpu()
+        for j, kept in enumerate(sources):
+            kept.append(values[:, j][gen_use[:, j].cpu()])
     real_use, _ = in_use(table)
     probs = torch.linspace(0, 1, CALIBRATION_KNOTS, dtype=torch.float64)
     for j, ok in enumerate(mappable):
-        source = generated[CONTINUOUS][:, j][gen_use[:, j].to(generated[CONTINUOUS].device)]
+        source = torch.cat(sources[j])
         target = table[CONTINUOUS][:, j][real_use[:, j].to(table[CONTINUOUS].device)]
         if not ok or len(source) < MIN_ROWS or len(target) < MIN_ROWS:
             continue
