@@ -17,6 +17,11 @@ inverse ignores:
 - forward: ``x = s_j`` -> (level ``j``, noise); otherwise (level ``k``, ``rest(x)``);
 - inverse: level ``j < k`` -> ``s_j``; level ``k`` -> ``rest^{-1}(y)``.
 
+A column that copies another's value in many rows (``ppvae.data.ties``) has one more level,
+``k + 1``, "equal to the source column", with noise in the continuous slot; its inverse here
+is the rest's (a fallback: ``TableTransformer`` puts the source's value there). A column with
+a tie needs no spike (``k = 0``).
+
 The point masses are thus modelled as categories, jointly with every other column.
 """
 
@@ -50,6 +55,7 @@ class PointMasses(ColumnTransform):
 
     def __init__(self, integer: bool = False, share: float = SPIKE_SHARE):
         self.integer, self.share = integer, share
+        self.tied = False
 
     def fit(self, values: np.ndarray, rng: np.random.Generator) -> PointMasses:
         x = values.astype(float)
@@ -64,20 +70,37 @@ class PointMasses(ColumnTransform):
             )
         elif len(rest):  # one value elsewhere (or very few): it is a spike too
             self.spikes = np.unique(np.r_[self.spikes, rest])
-        self.cat_cardinalities = (len(self.spikes) + 1,)
+        self._set_cardinalities()
         return self
 
+    def tie(self) -> PointMasses:
+        """Add the level "equal to the source column" (``ppvae.data.ties``); returns self."""
+        self.tied = True
+        self._set_cardinalities()
+        return self
+
+    def _set_cardinalities(self) -> None:
+        self.cat_cardinalities = (len(self.spikes) + 1 + int(self.tied),)
+
     def forward(
-        self, values: np.ndarray, rng: np.random.Generator
+        self, values: np.ndarray, rng: np.random.Generator, tied: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
+        """Slots of ``values``; ``tied`` (bool ``[n]``): the rows equal to the tie's source,
+        encoded on the tie level where they are off the spikes."""
         x = values.astype(float)
         k = len(self.spikes)
-        position = np.clip(np.searchsorted(self.spikes, x), 0, k - 1)
-        on_spike = self.spikes[position] == x
+        if k:
+            position = np.clip(np.searchsorted(self.spikes, x), 0, k - 1)
+            on_spike = self.spikes[position] == x
+        else:
+            position, on_spike = np.zeros(len(x), dtype=np.int64), np.zeros(len(x), dtype=bool)
         level = np.where(on_spike, position, k)
+        if self.tied and tied is not None:
+            level = np.where(tied & ~on_spike, k + 1, level)
         cont = rng.standard_normal(len(x))
-        if self.rest is not None and (~on_spike).any():
-            cont[~on_spike] = self.rest.forward(x[~on_spike], rng)[0][:, 0]
+        rest = level == k
+        if self.rest is not None and rest.any():
+            cont[rest] = self.rest.forward(x[rest], rng)[0][:, 0]
         return cont[:, None], level[:, None].astype(np.int64)
 
     def continuous_in_use(self, cat: np.ndarray) -> np.ndarray:
@@ -86,10 +109,12 @@ class PointMasses(ColumnTransform):
 
     def inverse(self, cont: np.ndarray, cat: np.ndarray) -> np.ndarray:
         k = len(self.spikes)
-        level = np.clip(cat[:, 0], 0, k)
+        level = np.clip(cat[:, 0], 0, k)  # the tie level reads as the rest here
         if self.rest is None:
             return self.spikes[np.minimum(level, k - 1)]
         rest = self.rest.inverse(cont, cat[:, :0])
+        if not k:
+            return rest
         return np.where(level < k, self.spikes[np.minimum(level, k - 1)], rest)
 
     def _state(self) -> dict[str, Any]:
@@ -97,6 +122,7 @@ class PointMasses(ColumnTransform):
             "spikes": self.spikes.tolist(),
             "integer": self.integer,
             "rest": None if self.rest is None else self.rest.to_dict(),
+            "tied": self.tied,
         }
 
     def _load(self, state: dict[str, Any]) -> None:
@@ -104,7 +130,8 @@ class PointMasses(ColumnTransform):
         self.integer = bool(state["integer"])
         rest = state["rest"]
         self.rest = None if rest is None else ColumnTransform.from_dict(rest)
-        self.cat_cardinalities = (len(self.spikes) + 1,)
+        self.tied = bool(state.get("tied", False))  # a model saved before ties: none
+        self._set_cardinalities()
 
 
 TRANSFORMS[PointMasses.name] = PointMasses

@@ -35,6 +35,7 @@ from ppvae.data.point_masses import (
 )
 from ppvae.data.schema import NUMERIC_KINDS, Column, Schema, infer_schema
 from ppvae.data.support import EmpiricalSupport, has_small_support
+from ppvae.data.ties import find_ties, tied_rows
 from ppvae.data.transforms import CategoricalCodes, ColumnTransform, ModeSpecific, QuantileNormal
 from ppvae.numeric_grid import grid_decimals
 
@@ -214,6 +215,7 @@ class TableTransformer:
                         stacklevel=2,
                     )
                 transforms.append(t)
+        self.ties_ = self._find_ties(schema, transforms, data, rng)
         for col, t in zip(schema.columns, transforms):
             try:
                 json.dumps([col.to_dict(), t.to_dict()])
@@ -229,6 +231,45 @@ class TableTransformer:
         ruled = [c.name for c in schema.columns if c.kind in RULE_KINDS and not c.mixed_types]
         self.rules_ = ValueRules().fit(data, ruled)
         return self
+
+    def _find_ties(
+        self,
+        schema: Schema,
+        transforms: list[ColumnTransform],
+        data: pd.DataFrame,
+        rng: np.random.Generator,
+    ) -> list[tuple[Any, Any]]:
+        """Find the ties between numeric columns (``ppvae.data.ties``) and give each target a
+        point-mass transform with the tie level (in ``transforms``, in place)."""
+        if self.continuous != "quantile":
+            return []
+        numeric = {
+            col.name: (col, t)
+            for col, t in zip(schema.columns, transforms)
+            if col.kind in ("integer", "continuous") and not isinstance(t, Identifier)
+        }
+        columns = {name: self._absolute(col, data[name]) for name, (col, _) in numeric.items()}
+        spikes = {
+            name: t.spikes + float(col.offset or 0)
+            for name, (col, t) in numeric.items()
+            if isinstance(t, PointMasses)
+        }
+        ties = []
+        for target, source in find_ties(columns, spikes, rng):
+            col, t = numeric[target]
+            if isinstance(t, EmpiricalSupport):  # a few values: a category in all but name
+                continue
+            if not isinstance(t, PointMasses):  # no spike: a point-mass slot of the tie alone
+                observed = columns[target][~np.isnan(columns[target])] - (col.offset or 0)
+                t = PointMasses(integer=col.kind == "integer", share=np.inf).fit(observed, rng)
+                transforms[schema.names.index(target)] = t
+            t.tie()
+            ties.append((target, source))
+        return ties
+
+    def _absolute(self, col: Column, s: pd.Series) -> np.ndarray:
+        """A numeric column's values on its own scale (a relative column's offset added back)."""
+        return self._values(col, s) + float(col.offset or 0)
 
     def _identifier(
         self, col: Column, series: pd.Series, values: np.ndarray, rng: np.random.Generator
@@ -304,6 +345,7 @@ class TableTransformer:
         data = self.prepare(df)
         rng = np.random.default_rng(self.seed + 1)
         n = len(data)
+        sources = dict(self.ties_)
         conts, cont_masks, cats, cat_masks, misses = [], [], [], [], []
         for col, t in zip(self.schema_.columns, self.transforms_):
             if isinstance(t, Identifier):  # generated, not modelled: no slot
@@ -329,7 +371,11 @@ class TableTransformer:
             cont = np.zeros((n, t.n_cont))
             cat = np.zeros((n, len(t.cat_cardinalities)), dtype=np.int64)
             if (~missing).any():
-                c, k = t.forward(values[~missing], rng)
+                if col.name in sources:
+                    tied = self._tied(col, t, data, sources[col.name])[~missing]
+                    c, k = t.forward(values[~missing], rng, tied)
+                else:
+                    c, k = t.forward(values[~missing], rng)
                 cont[~missing], cat[~missing] = c, k
             conts.append(cont)
             cont_masks.append(np.repeat(~missing[:, None], t.n_cont, axis=1))
@@ -349,6 +395,15 @@ class TableTransformer:
             x_miss=torch.as_tensor(stack(misses, float), dtype=torch.float32),
         )
 
+    def _tied(self, col: Column, t: PointMasses, data: pd.DataFrame, source: Any) -> np.ndarray:
+        """Bool ``[n]``: the rows of ``data`` where ``col`` equals its tie's ``source``."""
+        source_col = self.schema_.columns[self.schema_.names.index(source)]
+        return tied_rows(
+            self._absolute(col, data[col.name]),
+            self._absolute(source_col, data[source]),
+            t.spikes + float(col.offset or 0),
+        )
+
     # -- inverse -----------------------------------------------------------------------
     def inverse_transform(self, table: TensorTable) -> pd.DataFrame:
         """A DataFrame with the fitted table's columns and dtypes from slot values."""
@@ -357,16 +412,27 @@ class TableTransformer:
         x_miss = table.x_miss.detach().cpu().numpy()
         n = x_cont.shape[0]
         ci = ki = mi = 0
-        out = {}
+        values, missing, levels = {}, {}, {}
         for col, t in zip(self.schema_.columns, self.transforms_):
             nk = len(t.cat_cardinalities)
-            values = t.inverse(x_cont[:, ci : ci + t.n_cont], x_cat[:, ki : ki + nk])
+            values[col.name] = t.inverse(x_cont[:, ci : ci + t.n_cont], x_cat[:, ki : ki + nk])
+            if nk:
+                levels[col.name] = x_cat[:, ki]
             ci, ki = ci + t.n_cont, ki + nk
-            missing = np.zeros(n, dtype=bool)
+            missing[col.name] = np.zeros(n, dtype=bool)
             if col.name in self.layout_.miss_names:
-                missing = x_miss[:, mi] > 0.5
+                missing[col.name] = x_miss[:, mi] > 0.5
                 mi += 1
-            out[col.name] = _restore(col, values, missing)
+        columns = dict(zip(self.schema_.names, self.schema_.columns))
+        transforms = dict(zip(self.schema_.names, self.transforms_))
+        for target, source in self.ties_:  # a target on its tie level: the source's value
+            copy = (levels[target] == len(transforms[target].spikes) + 1) & ~missing[source]
+            shift = float(columns[source].offset or 0) - float(columns[target].offset or 0)
+            values[target] = np.where(copy, values[source].astype(float) + shift, values[target])
+        out = {
+            col.name: _restore(col, values[col.name], missing[col.name])
+            for col in self.schema_.columns
+        }
         return self.rules_.apply(pd.DataFrame(out))
 
     def as_delivered(self, table: TensorTable) -> TensorTable:
@@ -413,6 +479,7 @@ class TableTransformer:
             "schema": self.schema_.to_dict(),
             "transforms": [t.to_dict() for t in self.transforms_],
             "rules": self.rules_.to_dict(),
+            "ties": [list(tie) for tie in self.ties_],
         }
 
     @classmethod
@@ -424,6 +491,7 @@ class TableTransformer:
         obj.transforms_ = [ColumnTransform.from_dict(t) for t in state["transforms"]]
         obj.layout_ = obj._layout()
         obj.rules_ = ValueRules.from_dict(state["rules"]) if "rules" in state else ValueRules()
+        obj.ties_ = [tuple(tie) for tie in state.get("ties", [])]  # saved before ties: none
         return obj
 
 
