@@ -6,7 +6,7 @@ import pandas as pd
 import ppvae
 from ppvae.data import TableTransformer
 from ppvae.data.point_masses import PointMasses
-from ppvae.data.ties import find_ties
+from ppvae.data.ties import find_ties, tie_order
 
 TIE_RATE = 0.3
 
@@ -47,12 +47,34 @@ def test_ties_are_counted_off_the_target_spikes():
     assert find_ties({"a": a, "b": b}, {}, rng) == []
 
 
+def test_a_column_may_copy_several_sources_but_the_ties_never_cycle():
+    rng = np.random.default_rng(2)
+    n = 3000
+    bill = np.round(rng.lognormal(6, 1, n), 2)
+    previous = np.round(rng.lognormal(5, 1, n), 2)
+    u = rng.random(n)
+    pay = np.where(u < 0.2, bill, np.where(u < 0.3, previous, np.round(rng.lognormal(4, 1, n), 2)))
+    columns = {"bill": bill, "previous": previous, "pay": pay}
+    ties = find_ties(columns, {}, rng)
+    assert ties == [("pay", "bill"), ("pay", "previous")]  # bill <- pay would close a cycle
+    assert tie_order([("c", "b"), ("b", "a")]) == ["b", "c"]
+    df = pd.DataFrame(columns)
+    tr = TableTransformer().fit(df)
+    table = tr.transform(df)
+    level = table.x_cat[:, tr.layout_.cat_names.index("pay")].numpy()
+    expected = np.where(pay == bill, 1, np.where(pay == previous, 2, 0))
+    assert np.array_equal(level, expected)
+    back = tr.inverse_transform(table)
+    assert (back.pay[level == 1] == back.bill[level == 1]).all()
+    assert (back.pay[level == 2] == back.previous[level == 2]).all()
+
+
 def test_tied_rows_sit_on_the_tie_level_and_decode_to_the_source():
     df = tied_frame()
     tr = TableTransformer().fit(df)
     assert tr.ties_ == [("paid", "billed")]
     t = tr.transforms_[tr.schema_.names.index("paid")]
-    assert isinstance(t, PointMasses) and t.tied and len(t.spikes) == 0
+    assert isinstance(t, PointMasses) and t.tied == 1 and len(t.spikes) == 0
     assert t.cat_cardinalities == (2,)  # elsewhere, equal to billed
     table = tr.transform(df)
     level = table.x_cat[:, tr.layout_.cat_names.index("paid")].numpy()

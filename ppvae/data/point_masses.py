@@ -17,10 +17,10 @@ inverse ignores:
 - forward: ``x = s_j`` -> (level ``j``, noise); otherwise (level ``k``, ``rest(x)``);
 - inverse: level ``j < k`` -> ``s_j``; level ``k`` -> ``rest^{-1}(y)``.
 
-A column that copies another's value in many rows (``ppvae.data.ties``) has one more level,
-``k + 1``, "equal to the source column", with noise in the continuous slot; its inverse here
-is the rest's (a fallback: ``TableTransformer`` puts the source's value there). A column with
-a tie needs no spike (``k = 0``).
+A column that copies other columns' values in many rows (``ppvae.data.ties``) has one more
+level per source, ``k + 1 + j``, "equal to source j", with noise in the continuous slot; its
+inverse here is the rest's (a fallback: ``TableTransformer`` puts the source's value there).
+A column with ties needs no spike (``k = 0``).
 
 The point masses are thus modelled as categories, jointly with every other column.
 """
@@ -55,7 +55,7 @@ class PointMasses(ColumnTransform):
 
     def __init__(self, integer: bool = False, share: float = SPIKE_SHARE):
         self.integer, self.share = integer, share
-        self.tied = False
+        self.tied = 0  # tie levels, one per source column
 
     def fit(self, values: np.ndarray, rng: np.random.Generator) -> PointMasses:
         x = values.astype(float)
@@ -74,19 +74,19 @@ class PointMasses(ColumnTransform):
         return self
 
     def tie(self) -> PointMasses:
-        """Add the level "equal to the source column" (``ppvae.data.ties``); returns self."""
-        self.tied = True
+        """Add a level "equal to the next source column" (``ppvae.data.ties``); returns self."""
+        self.tied += 1
         self._set_cardinalities()
         return self
 
     def _set_cardinalities(self) -> None:
-        self.cat_cardinalities = (len(self.spikes) + 1 + int(self.tied),)
+        self.cat_cardinalities = (len(self.spikes) + 1 + self.tied,)
 
     def forward(
         self, values: np.ndarray, rng: np.random.Generator, tied: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Slots of ``values``; ``tied`` (bool ``[n]``): the rows equal to the tie's source,
-        encoded on the tie level where they are off the spikes."""
+        """Slots of ``values``; ``tied`` (int ``[n]``): per row the source column it equals
+        (``ppvae.data.ties.tie_levels``; -1: none), encoded on that tie level."""
         x = values.astype(float)
         k = len(self.spikes)
         if k:
@@ -96,7 +96,7 @@ class PointMasses(ColumnTransform):
             position, on_spike = np.zeros(len(x), dtype=np.int64), np.zeros(len(x), dtype=bool)
         level = np.where(on_spike, position, k)
         if self.tied and tied is not None:
-            level = np.where(tied & ~on_spike, k + 1, level)
+            level = np.where((tied >= 0) & ~on_spike, k + 1 + tied, level)
         cont = rng.standard_normal(len(x))
         rest = level == k
         if self.rest is not None and rest.any():
@@ -109,7 +109,7 @@ class PointMasses(ColumnTransform):
 
     def inverse(self, cont: np.ndarray, cat: np.ndarray) -> np.ndarray:
         k = len(self.spikes)
-        level = np.clip(cat[:, 0], 0, k)  # the tie level reads as the rest here
+        level = np.clip(cat[:, 0], 0, k)  # the tie levels read as the rest here
         if self.rest is None:
             return self.spikes[np.minimum(level, k - 1)]
         rest = self.rest.inverse(cont, cat[:, :0])
@@ -130,7 +130,7 @@ class PointMasses(ColumnTransform):
         self.integer = bool(state["integer"])
         rest = state["rest"]
         self.rest = None if rest is None else ColumnTransform.from_dict(rest)
-        self.tied = bool(state.get("tied", False))  # a model saved before ties: none
+        self.tied = int(state.get("tied", 0))  # a model saved before ties: none
         self._set_cardinalities()
 
 

@@ -35,7 +35,7 @@ from ppvae.data.point_masses import (
 )
 from ppvae.data.schema import NUMERIC_KINDS, Column, Schema, infer_schema
 from ppvae.data.support import EmpiricalSupport, has_small_support
-from ppvae.data.ties import find_ties, tied_rows
+from ppvae.data.ties import find_ties, tie_levels, tie_order
 from ppvae.data.transforms import CategoricalCodes, ColumnTransform, ModeSpecific, QuantileNormal
 from ppvae.numeric_grid import grid_decimals
 
@@ -259,10 +259,11 @@ class TableTransformer:
             col, t = numeric[target]
             if isinstance(t, EmpiricalSupport):  # a few values: a category in all but name
                 continue
-            if not isinstance(t, PointMasses):  # no spike: a point-mass slot of the tie alone
+            if not isinstance(t, PointMasses):  # no spike: a point-mass slot of the ties alone
                 observed = columns[target][~np.isnan(columns[target])] - (col.offset or 0)
                 t = PointMasses(integer=col.kind == "integer", share=np.inf).fit(observed, rng)
                 transforms[schema.names.index(target)] = t
+                numeric[target] = (col, t)
             t.tie()
             ties.append((target, source))
         return ties
@@ -345,7 +346,7 @@ class TableTransformer:
         data = self.prepare(df)
         rng = np.random.default_rng(self.seed + 1)
         n = len(data)
-        sources = dict(self.ties_)
+        sources = self._sources()
         conts, cont_masks, cats, cat_masks, misses = [], [], [], [], []
         for col, t in zip(self.schema_.columns, self.transforms_):
             if isinstance(t, Identifier):  # generated, not modelled: no slot
@@ -395,12 +396,21 @@ class TableTransformer:
             x_miss=torch.as_tensor(stack(misses, float), dtype=torch.float32),
         )
 
-    def _tied(self, col: Column, t: PointMasses, data: pd.DataFrame, source: Any) -> np.ndarray:
-        """Bool ``[n]``: the rows of ``data`` where ``col`` equals its tie's ``source``."""
-        source_col = self.schema_.columns[self.schema_.names.index(source)]
-        return tied_rows(
+    def _sources(self) -> dict[Any, list[Any]]:
+        """Per target column of the ties, its source columns in the order of its tie levels."""
+        sources: dict[Any, list[Any]] = {}
+        for target, source in self.ties_:
+            sources.setdefault(target, []).append(source)
+        return sources
+
+    def _tied(
+        self, col: Column, t: PointMasses, data: pd.DataFrame, sources: list[Any]
+    ) -> np.ndarray:
+        """Int ``[n]``: per row of ``data``, the first of ``sources`` that ``col`` equals (-1)."""
+        columns = {c.name: c for c in self.schema_.columns}
+        return tie_levels(
             self._absolute(col, data[col.name]),
-            self._absolute(source_col, data[source]),
+            [self._absolute(columns[s], data[s]) for s in sources],
             t.spikes + float(col.offset or 0),
         )
 
@@ -425,10 +435,15 @@ class TableTransformer:
                 mi += 1
         columns = dict(zip(self.schema_.names, self.schema_.columns))
         transforms = dict(zip(self.schema_.names, self.transforms_))
-        for target, source in self.ties_:  # a target on its tie level: the source's value
-            copy = (levels[target] == len(transforms[target].spikes) + 1) & ~missing[source]
-            shift = float(columns[source].offset or 0) - float(columns[target].offset or 0)
-            values[target] = np.where(copy, values[source].astype(float) + shift, values[target])
+        sources = self._sources()
+        for target in tie_order(self.ties_):  # a target on a tie level: that source's value
+            for j, source in enumerate(sources[target]):
+                level = len(transforms[target].spikes) + 1 + j
+                copy = (levels[target] == level) & ~missing[source]
+                shift = float(columns[source].offset or 0) - float(columns[target].offset or 0)
+                values[target] = np.where(
+                    copy, values[source].astype(float) + shift, values[target]
+                )
         out = {
             col.name: _restore(col, values[col.name], missing[col.name])
             for col in self.schema_.columns
