@@ -7,15 +7,18 @@ model that uses a few latent units blurs them, and a trained detector finds the 
 chained ``x_cont`` distribution reads, for slot ``j``, a context from the row's categorical
 levels and from the continuous slots before it,
 
-.. math::  h_j = \tanh\Big(\sum_c a_{x_c} + \sum_{i<j} m_i\, y_i\, e_i\Big),\qquad
+.. math::  h_j = \tanh\Big(\sum_c a_{x_c} + \sum_{i<j} m_i\, g_i\, y_i\, e_i\Big),\qquad
            y_j \mid z, x_{\mathrm{cat}}, y_{<j} \sim
            \mathcal{N}\big(\mu_j(z) + u_j^\top h_j,\;
            \operatorname{softplus}(\rho_j(z) + v_j^\top h_j) + s_{\min}\big),
 
 with a level embedding :math:`a_l \in \mathbb{R}^r`, a slot embedding :math:`e_i`, read-outs
 :math:`u_j, v_j` (zero at the start: an untrained chain is the independent model),
-:math:`s_{\min}` the Normal family's scale floor and
-:math:`m_i` the slot's mask (a missing value adds nothing). Its density is the chain rule over
+:math:`s_{\min}` the Normal family's scale floor,
+:math:`m_i` the slot's mask (a missing value adds nothing) and :math:`g_i` its gate: 1 where
+the row's levels say its value is read, 0 where it holds filler (a point-mass column on a
+spike or a tie, ``Layout.cont_gates``: a later slot reads a payment's amount, never the
+noise that fills the slot of a zero payment). Its density is the chain rule over
 the slots, in one pass at the observed values (teacher forcing); sampling goes slot by slot.
 The categorical slots are drawn first (``x_cat`` precedes ``x_cont`` in the model).
 
@@ -42,9 +45,16 @@ from ppvae.networks import MIN_SCALE
 
 class SlotChain(nn.Module):
     """The chain's weights: level embeddings ``[sum K, r]``, slot embeddings ``[D, r]`` and
-    location and scale read-outs ``[D, r]`` (zero: no dependence)."""
+    location and scale read-outs ``[D, r]`` (zero: no dependence); ``gates`` per slot the
+    categorical slot and level where its value is read (``Layout.cont_gates``)."""
 
-    def __init__(self, width: int, cardinalities: tuple[int, ...], rank: int = 16):
+    def __init__(
+        self,
+        width: int,
+        cardinalities: tuple[int, ...],
+        rank: int = 16,
+        gates: tuple[tuple[int, int], ...] = (),
+    ):
         super().__init__()
         self.level_embedding = nn.Parameter(torch.randn(sum(cardinalities), rank) / rank**0.5)
         self.slot_embedding = nn.Parameter(torch.randn(width, rank) / rank**0.5)
@@ -53,6 +63,17 @@ class SlotChain(nn.Module):
         starts = torch.tensor([0, *cardinalities[:-1]], dtype=torch.long).cumsum(0)
         self.register_buffer("starts", starts, persistent=False)
         self.register_buffer("before", torch.ones(width, width).tril(-1), persistent=False)
+        gated = torch.tensor(gates, dtype=torch.long).reshape(-1, 2)
+        self.register_buffer("gate_slot", gated[:, 0], persistent=False)
+        self.register_buffer("gate_level", gated[:, 1], persistent=False)
+
+    def gate(self, x_cat: torch.Tensor | None) -> torch.Tensor | None:
+        """1.0 where a slot's value is read given the row's levels ``x_cat`` ``[*batch, n_cat]``,
+        0.0 where it is filler ``[*batch, D]``; None when every slot is always read."""
+        if x_cat is None or not bool((self.gate_slot >= 0).any()):
+            return None
+        levels = x_cat.long()[..., self.gate_slot.clamp_min(0)]
+        return ((levels == self.gate_level) | (self.gate_slot < 0)).to(self.slot_embedding.dtype)
 
     def before_sums(self, weight: torch.Tensor) -> torch.Tensor:
         r""":math:`\sum_{i<j} y_i e_i` per slot ``j`` ``[*batch, D, r]`` from the (masked)
@@ -79,7 +100,8 @@ class ChainedContinuousColumns(TorchDistribution):
 
     ``loc``, ``raw_scale`` ``[*batch, D]`` (from z), ``level_context`` ``[*batch, r]``
     (:meth:`SlotChain.level_context`), ``mask`` ``[*batch, D]`` (optional), ``min_scale``
-    the Normal family's scale floor. Batch ``[*batch]``, event ``[D]``.
+    the Normal family's scale floor, ``gate`` ``[*batch, D]`` (:meth:`SlotChain.gate`;
+    optional). Batch ``[*batch]``, event ``[D]``.
     """
 
     arg_constraints: dict = {}
@@ -93,20 +115,27 @@ class ChainedContinuousColumns(TorchDistribution):
         level_context: torch.Tensor,
         mask: torch.Tensor | None = None,
         min_scale: float = MIN_SCALE,
+        gate: torch.Tensor | None = None,
         validate_args: bool | None = None,
     ):
         self.loc, self.raw_scale, self.chain, self.mask = loc, raw_scale, chain, mask
-        self.level_context, self.min_scale = level_context, float(min_scale)
+        self.level_context, self.min_scale, self.gate = level_context, float(min_scale), gate
         super().__init__(loc.shape[:-1], loc.shape[-1:], validate_args=validate_args)
 
     def conditional(self, value: torch.Tensor) -> dist.Normal:
         """Per slot, the Normal given the slots of ``value`` before it ``[*batch, D]``."""
-        weight = value if self.mask is None else value * self.mask.to(value.dtype)
+        weight = self._read(value if self.mask is None else value * self.mask.to(value.dtype))
         before = self.chain.before_sums(weight)
         h = torch.tanh(self.level_context.unsqueeze(-2) + before)
         loc = self.loc + (h * self.chain.loc_readout).sum(-1)
         scale = softplus(self.raw_scale + (h * self.chain.scale_readout).sum(-1)) + self.min_scale
         return dist.Normal(loc, scale)
+
+    def _read(self, value: torch.Tensor) -> torch.Tensor:
+        """``value`` ``[*batch, D']`` (the first ``D'`` slots) with filler slots zeroed."""
+        if self.gate is None:
+            return value
+        return value * self.gate[..., : value.shape[-1]]
 
     def slot_log_prob(self, value: torch.Tensor) -> torch.Tensor:
         lp = self.conditional(value).log_prob(value)
@@ -123,7 +152,7 @@ class ChainedContinuousColumns(TorchDistribution):
     def slot(self, value: torch.Tensor, j: int) -> dist.Normal:
         """Slot ``j``'s Normal ``[*batch]`` given the slots of ``value`` before it."""
         chain = self.chain
-        weight = value[..., :j]
+        weight = self._read(value[..., :j])
         h = torch.tanh(self.level_context + weight @ chain.slot_embedding[:j])
         loc = self.loc[..., j] + h @ chain.loc_readout[j]
         scale = softplus(self.raw_scale[..., j] + h @ chain.scale_readout[j]) + self.min_scale
@@ -169,7 +198,13 @@ class ChainedContinuousColumns(TorchDistribution):
         as :meth:`complete` returns it, in one pass: the log-density of each ``fixed`` slot
         and the log-probability of each range, given every slot before it ``[*batch]``."""
         one = ChainedContinuousColumns(
-            self.loc, self.raw_scale, self.chain, self.level_context, None, self.min_scale
+            self.loc,
+            self.raw_scale,
+            self.chain,
+            self.level_context,
+            None,
+            self.min_scale,
+            self.gate,
         ).conditional(value)
         total = (one.log_prob(value) * fixed.to(value.dtype)).sum(-1)
         for j, (lo, hi) in (ranges or {}).items():
@@ -182,8 +217,9 @@ class ChainedContinuousColumns(TorchDistribution):
     def given_levels(self, x_cat: torch.Tensor) -> ChainedContinuousColumns:
         """The same slots given other levels ``x_cat`` ``[*batch, n_cat]``."""
         context = self.chain.level_context(x_cat, None)
+        gate = self.chain.gate(x_cat)
         return ChainedContinuousColumns(
-            self.loc, self.raw_scale, self.chain, context, self.mask, self.min_scale
+            self.loc, self.raw_scale, self.chain, context, self.mask, self.min_scale, gate
         )
 
     def expand(self, batch_shape: torch.Size, _instance=None) -> ChainedContinuousColumns:
@@ -192,6 +228,7 @@ class ChainedContinuousColumns(TorchDistribution):
             return self
         width = self.loc.shape[-1]
         mask = None if self.mask is None else self.mask.expand(*batch_shape, width)
+        gate = None if self.gate is None else self.gate.expand(*batch_shape, width)
         return ChainedContinuousColumns(
             self.loc.expand(*batch_shape, width),
             self.raw_scale.expand(*batch_shape, width),
@@ -199,6 +236,7 @@ class ChainedContinuousColumns(TorchDistribution):
             self.level_context.expand(*batch_shape, self.level_context.shape[-1]),
             mask,
             self.min_scale,
+            gate,
         )
 
 

@@ -173,6 +173,7 @@ class ContinuousSlots(SlotGroup):
         self.register_buffer("calibration", torch.zeros(self.width, 2, CALIBRATION_KNOTS))
         self.register_buffer("calibrated", torch.zeros(self.width, dtype=torch.bool))
         self.chain = None  # a SlotChain once chain_slots is called (ppvae.chained_continuous)
+        self.gates = layout.cont_gates
 
     def chain_slots(self, rank: int, cardinalities: tuple[int, ...]) -> None:
         """Make each slot depend on the row's levels and the slots before it (Normal only)."""
@@ -180,7 +181,7 @@ class ContinuousSlots(SlotGroup):
             raise ValueError(
                 f"model: chained continuous slots need likelihood='normal', not {self.family!r}"
             )
-        self.chain = SlotChain(self.width, cardinalities, rank)
+        self.chain = SlotChain(self.width, cardinalities, rank, self.gates)
 
     def chained(
         self,
@@ -193,8 +194,9 @@ class ContinuousSlots(SlotGroup):
         raw = raw.reshape(*raw.shape[:-1], self.width, 2)
         context = self.chain.level_context(x_cat, cat_mask)
         context = context.expand(*raw.shape[:-2], context.shape[-1])
+        gate = self.chain.gate(x_cat)
         return ChainedContinuousColumns(
-            raw[..., 0], raw[..., 1], self.chain, context, mask, self.family.min_scale
+            raw[..., 0], raw[..., 1], self.chain, context, mask, self.family.min_scale, gate
         )
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):

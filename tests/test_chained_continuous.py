@@ -72,6 +72,49 @@ def test_a_masked_slot_adds_no_density_and_no_context():
     torch.testing.assert_close(fn.slot_log_prob(other), parts)
 
 
+def test_a_filler_slot_adds_no_context():
+    # slot 0 is read only in rows whose first level is 1 (a point-mass column's "elsewhere")
+    chain = SlotChain(WIDTH, CARDINALITIES, RANK, gates=((0, 1), (-1, -1), (-1, -1), (-1, -1)))
+    with torch.no_grad():
+        chain.loc_readout.normal_()
+        chain.slot_embedding.mul_(5)
+    x_cat = torch.tensor([[0, 2], [1, 2]])
+    gate = chain.gate(x_cat)
+    assert gate.tolist() == [[0, 1, 1, 1], [1, 1, 1, 1]]
+    loc, raw_scale = torch.zeros(2, WIDTH), torch.zeros(2, WIDTH)
+    fn = ChainedContinuousColumns(
+        loc, raw_scale, chain, chain.level_context(x_cat, None), gate=gate
+    )
+    value, other = torch.randn(2, WIDTH), torch.randn(2, WIDTH)
+    other[:, 1:] = value[:, 1:]  # only the first slot differs
+    with torch.no_grad():
+        moved = (fn.slot_log_prob(other) - fn.slot_log_prob(value))[:, 1:].abs().sum(-1)
+        assert moved[0] == 0 and moved[1] > 0  # filler read by no later slot; a value is
+        for j in range(WIDTH):  # the sampler reads the slots as the density does
+            torch.testing.assert_close(
+                fn.slot(value, j).log_prob(value[:, j]), fn.slot_log_prob(value)[:, j]
+            )
+        assert torch.equal(fn.given_levels(x_cat.flip(0)).gate, gate.flip(0))
+    assert SlotChain(WIDTH, CARDINALITIES, RANK).gate(x_cat) is None  # no gates: all read
+
+
+def test_point_mass_columns_gate_their_slot_and_the_gates_are_saved(tmp_path):
+    rng = np.random.default_rng(3)
+    spend = np.where(rng.random(800) < 0.4, 0.0, rng.lognormal(3, 1, 800).round(2))
+    df = pd.DataFrame({"g": rng.choice(["p", "q"], 800), "spend": spend, "x": rng.normal(size=800)})
+    vae = ppvae.TabularVAE(epochs=2, verbose=False, seed=0, hidden=(8,)).fit(df)
+    layout = vae.layout_
+    spend_cat = layout.cat_names.index("spend")
+    assert layout.cont_gates == ((spend_cat, 1), (-1, -1))  # levels: 0, elsewhere
+    assert type(layout).from_dict(layout.to_dict()) == layout
+    old = {k: v for k, v in layout.to_dict().items() if k != "cont_gates"}
+    assert type(layout).from_dict(old).cont_gates == ()  # saved before gates: all read
+    vae.save(tmp_path / "m")
+    again = ppvae.load(tmp_path / "m")
+    assert again.layout_ == layout
+    pd.testing.assert_frame_equal(again.sample(50, seed=1), vae.sample(50, seed=1))
+
+
 def test_samples_follow_the_chain():
     torch.manual_seed(0)
     fn, _ = chained(batch=1)

@@ -45,6 +45,10 @@ class Layout:
     cat_cardinalities: tuple[int, ...] = ()
     miss_names: tuple[str, ...] = ()
     extra_slots: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (group, source column per slot)
+    #: per continuous slot, ``(categorical slot, level)``: the slot's value is read (decoded)
+    #: only in rows on that level, e.g. a point-mass column's "elsewhere"; ``(-1, -1)``: always.
+    #: Empty: every slot always (a layout saved before gates existed).
+    cont_gates: tuple[tuple[int, int], ...] = ()
 
     @property
     def n_cont(self) -> int:
@@ -79,15 +83,18 @@ class Layout:
     def to_dict(self) -> dict[str, Any]:
         state = {f.name: list(getattr(self, f.name)) for f in fields(self)}
         state["extra_slots"] = [[group, list(names)] for group, names in self.extra_slots]
-        if not self.extra_slots:  # files written before extra groups existed stay the same
-            del state["extra_slots"]
+        state["cont_gates"] = [list(gate) for gate in self.cont_gates]
+        for name in ("extra_slots", "cont_gates"):  # files written before they existed stay
+            if not state[name]:
+                del state[name]
         return state
 
     @classmethod
     def from_dict(cls, state: Mapping[str, Any]) -> Layout:
         state = dict(state)
         extra = tuple((str(g), tuple(names)) for g, names in state.pop("extra_slots", []))
-        return cls(**{k: tuple(v) for k, v in state.items()}, extra_slots=extra)
+        gates = tuple((int(c), int(level)) for c, level in state.pop("cont_gates", []))
+        return cls(**{k: tuple(v) for k, v in state.items()}, extra_slots=extra, cont_gates=gates)
 
     def features(self, table: TensorTable) -> torch.Tensor:
         """Dense encoder input ``[n, input_dim]``, groups in order: categorical slots one-hot,

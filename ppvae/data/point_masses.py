@@ -103,6 +103,10 @@ class PointMasses(ColumnTransform):
             cont[rest] = self.rest.forward(x[rest], rng)[0][:, 0]
         return cont[:, None], level[:, None].astype(np.int64)
 
+    def read_level(self) -> int:
+        """Elsewhere: off the spikes and the ties (never, without a rest)."""
+        return len(self.spikes)
+
     def continuous_in_use(self, cat: np.ndarray) -> np.ndarray:
         """The rows elsewhere (the last level), when there is a rest to encode."""
         return (cat[:, 0] == len(self.spikes)) & (self.rest is not None)

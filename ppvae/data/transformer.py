@@ -284,8 +284,10 @@ class TableTransformer:
         return t
 
     def _layout(self) -> Layout:
-        cont, cat, cards, miss = [], [], [], []
+        cont, cat, cards, miss, gates = [], [], [], [], []
         for col, t in zip(self.schema_.columns, self.transforms_):
+            level = t.read_level() if t.cat_cardinalities else None
+            gates += [(-1, -1) if level is None else (len(cat), level)] * t.n_cont
             cont += [col.name] * t.n_cont
             cat += [col.name] * len(t.cat_cardinalities)
             cards += list(t.cat_cardinalities)
@@ -297,6 +299,7 @@ class TableTransformer:
             cat_names=tuple(cat),
             cat_cardinalities=tuple(cards),
             miss_names=tuple(miss),
+            cont_gates=tuple(gates) if any(c >= 0 for c, _ in gates) else (),
         )
 
     # -- forward -----------------------------------------------------------------------

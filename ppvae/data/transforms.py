@@ -51,6 +51,11 @@ class ColumnTransform:
         cannot stand for the column (its meaning depends on a category). One slot only."""
         return np.ones(len(cat), dtype=bool)
 
+    def read_level(self) -> int | None:
+        """The level of the first categorical slot in whose rows the continuous slot is read
+        (the others hold filler); None: read in every row."""
+        return None
+
     def _state(self) -> dict[str, Any]:  # pragma: no cover - abstract
         raise NotImplementedError
 
