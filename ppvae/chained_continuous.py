@@ -8,18 +8,26 @@ chained ``x_cont`` distribution reads, for slot ``j``, a context from the row's 
 levels and from the continuous slots before it,
 
 .. math::  h_j = \tanh\Big(\sum_c a_{x_c} + \sum_{i<j} m_i\, g_i\, y_i\, e_i\Big),\qquad
-           y_j \mid z, x_{\mathrm{cat}}, y_{<j} \sim
-           \mathcal{N}\big(\mu_j(z) + u_j^\top h_j,\;
-           \operatorname{softplus}(\rho_j(z) + v_j^\top h_j) + s_{\min}\big),
+           y_j \mid z, x_{\mathrm{cat}}, y_{<j} \sim \sum_{k=1}^{K} \pi_{jk}\,
+           \mathcal{N}\big(\mu_j(z) + u_{jk}^\top h_j + d_{jk},\;
+           \operatorname{softplus}(\rho_j(z) + v_{jk}^\top h_j + c_{jk}) + s_{\min}\big),
+           \quad \pi_{j\cdot} = \operatorname{softmax}_k(t_{jk}^\top h_j + b_{jk}),
 
-with a level embedding :math:`a_l \in \mathbb{R}^r`, a slot embedding :math:`e_i`, read-outs
-:math:`u_j, v_j` (zero at the start: an untrained chain is the independent model),
+a mixture of ``COMPONENTS`` Normals (:mod:`ppvae.normal_mixture`: a slot given the ones
+before it can have two modes, a pile-up or a hole), with a level embedding
+:math:`a_l \in \mathbb{R}^r`, a slot embedding :math:`e_i`, read-outs
+:math:`u_{jk}, v_{jk}, t_{jk}` (zero at the start: an untrained chain has no dependence),
+offsets :math:`d_{jk}` (``OFFSETS`` at the start, which tells the components apart),
+:math:`c_{jk}, b_{jk}` (zero),
 :math:`s_{\min}` the Normal family's scale floor,
 :math:`m_i` the slot's mask (a missing value adds nothing) and :math:`g_i` its gate: 1 where
 the row's levels say its value is read, 0 where it holds filler (a point-mass column on a
 spike or a tie, ``Layout.cont_gates``: a later slot reads a payment's amount, never the
 noise that fills the slot of a zero payment). Its density is the chain rule over
 the slots, in one pass at the observed values (teacher forcing); sampling goes slot by slot.
+A chain saved with one Normal per slot loads as a mixture of identical components, the
+same density. On the validation split, three components against one took Default's
+detection AUC from 0.762 to 0.718 (docs/chained_continuous.md).
 The categorical slots are drawn first (``x_cat`` precedes ``x_cont`` in the model).
 
 Partial rows (``sample(given=...)``, ``impute``) complete the hidden slots in slot order, each
@@ -41,12 +49,17 @@ from torch import nn
 from torch.nn.functional import softplus
 
 from ppvae.networks import MIN_SCALE
+from ppvae.normal_mixture import NormalMixture
+
+COMPONENTS = 3  # Normals per slot
+OFFSETS = torch.linspace(-0.05, 0.05, COMPONENTS)  # the components' locations at the start
 
 
 class SlotChain(nn.Module):
-    """The chain's weights: level embeddings ``[sum K, r]``, slot embeddings ``[D, r]`` and
-    location and scale read-outs ``[D, r]`` (zero: no dependence); ``gates`` per slot the
-    categorical slot and level where its value is read (``Layout.cont_gates``)."""
+    """The chain's weights: level embeddings ``[sum K, r]``, slot embeddings ``[D, r]``,
+    per slot and component location, scale and weight read-outs ``[D, C, r]`` (zero: no
+    dependence) and offsets ``[D, C]``; ``gates`` per slot the categorical slot and level
+    where its value is read (``Layout.cont_gates``)."""
 
     def __init__(
         self,
@@ -58,14 +71,29 @@ class SlotChain(nn.Module):
         super().__init__()
         self.level_embedding = nn.Parameter(torch.randn(sum(cardinalities), rank) / rank**0.5)
         self.slot_embedding = nn.Parameter(torch.randn(width, rank) / rank**0.5)
-        self.loc_readout = nn.Parameter(torch.zeros(width, rank))
-        self.scale_readout = nn.Parameter(torch.zeros(width, rank))
+        self.loc_readout = nn.Parameter(torch.zeros(width, COMPONENTS, rank))
+        self.scale_readout = nn.Parameter(torch.zeros(width, COMPONENTS, rank))
+        self.logit_readout = nn.Parameter(torch.zeros(width, COMPONENTS, rank))
+        self.loc_offset = nn.Parameter(OFFSETS.repeat(width, 1))
+        self.scale_offset = nn.Parameter(torch.zeros(width, COMPONENTS))
+        self.logit_bias = nn.Parameter(torch.zeros(width, COMPONENTS))
         starts = torch.tensor([0, *cardinalities[:-1]], dtype=torch.long).cumsum(0)
         self.register_buffer("starts", starts, persistent=False)
         self.register_buffer("before", torch.ones(width, width).tril(-1), persistent=False)
         gated = torch.tensor(gates, dtype=torch.long).reshape(-1, 2)
         self.register_buffer("gate_slot", gated[:, 0], persistent=False)
         self.register_buffer("gate_level", gated[:, 1], persistent=False)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # a chain saved with one Normal per slot: identical components, the same density
+        loc = state_dict.get(prefix + "loc_readout")
+        if loc is not None and loc.dim() == 2:
+            for name in ("loc_readout", "scale_readout"):
+                one = state_dict[prefix + name].unsqueeze(1)
+                state_dict[prefix + name] = one.expand(-1, COMPONENTS, -1).clone()
+            for name in ("logit_readout", "loc_offset", "scale_offset", "logit_bias"):
+                state_dict[prefix + name] = torch.zeros_like(getattr(self, name))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def gate(self, x_cat: torch.Tensor | None) -> torch.Tensor | None:
         """1.0 where a slot's value is read given the row's levels ``x_cat`` ``[*batch, n_cat]``,
@@ -122,14 +150,28 @@ class ChainedContinuousColumns(TorchDistribution):
         self.level_context, self.min_scale, self.gate = level_context, float(min_scale), gate
         super().__init__(loc.shape[:-1], loc.shape[-1:], validate_args=validate_args)
 
-    def conditional(self, value: torch.Tensor) -> dist.Normal:
-        """Per slot, the Normal given the slots of ``value`` before it ``[*batch, D]``."""
+    def conditional(self, value: torch.Tensor) -> NormalMixture:
+        """Per slot, the mixture given the slots of ``value`` before it ``[*batch, D]``."""
         weight = self._read(value if self.mask is None else value * self.mask.to(value.dtype))
         before = self.chain.before_sums(weight)
         h = torch.tanh(self.level_context.unsqueeze(-2) + before)
-        loc = self.loc + (h * self.chain.loc_readout).sum(-1)
-        scale = softplus(self.raw_scale + (h * self.chain.scale_readout).sum(-1)) + self.min_scale
-        return dist.Normal(loc, scale)
+        return self._mixture(self.loc, self.raw_scale, h, slice(None))
+
+    def _mixture(
+        self, loc: torch.Tensor, raw_scale: torch.Tensor, h: torch.Tensor, j: int | slice
+    ) -> NormalMixture:
+        """The mixture of slot(s) ``j`` from z's ``loc``, ``raw_scale`` ``[*batch(, D)]`` and
+        the context ``h`` ``[*batch(, D), r]``: the three read-outs in one product."""
+        c = self.chain
+        readouts = torch.cat([c.loc_readout[j], c.scale_readout[j], c.logit_readout[j]], -2)
+        if isinstance(j, int):
+            terms = h @ readouts.T  # [*batch, 3C]
+        else:
+            terms = torch.einsum("...dr,dkr->...dk", h, readouts)  # [*batch, D, 3C]
+        at_loc, at_scale, at_logit = terms.split(COMPONENTS, -1)
+        loc = loc.unsqueeze(-1) + at_loc + c.loc_offset[j]
+        raw = raw_scale.unsqueeze(-1) + at_scale + c.scale_offset[j]
+        return NormalMixture(at_logit + c.logit_bias[j], loc, softplus(raw) + self.min_scale)
 
     def _read(self, value: torch.Tensor) -> torch.Tensor:
         """``value`` ``[*batch, D']`` (the first ``D'`` slots) with filler slots zeroed."""
@@ -149,14 +191,11 @@ class ChainedContinuousColumns(TorchDistribution):
         out = self.loc.new_zeros(shape)
         return self.complete(out, torch.zeros_like(out, dtype=torch.bool))[0]
 
-    def slot(self, value: torch.Tensor, j: int) -> dist.Normal:
-        """Slot ``j``'s Normal ``[*batch]`` given the slots of ``value`` before it."""
-        chain = self.chain
+    def slot(self, value: torch.Tensor, j: int) -> NormalMixture:
+        """Slot ``j``'s mixture ``[*batch]`` given the slots of ``value`` before it."""
         weight = self._read(value[..., :j])
-        h = torch.tanh(self.level_context + weight @ chain.slot_embedding[:j])
-        loc = self.loc[..., j] + h @ chain.loc_readout[j]
-        scale = softplus(self.raw_scale[..., j] + h @ chain.scale_readout[j]) + self.min_scale
-        return dist.Normal(loc, scale)
+        h = torch.tanh(self.level_context + weight @ self.chain.slot_embedding[:j])
+        return self._mixture(self.loc[..., j], self.raw_scale[..., j], h, j)
 
     @torch.no_grad()
     def complete(
@@ -178,7 +217,7 @@ class ChainedContinuousColumns(TorchDistribution):
             one = self.slot(out, j)
             if j in ranges:
                 lo, hi = ranges[j]
-                drawn = truncated_draw(one, lo, hi)
+                drawn = one.truncated_sample(lo, hi)
                 mass = one.cdf(torch.full_like(drawn, hi)) - one.cdf(torch.full_like(drawn, lo))
                 log_w = log_w + torch.where(fixed[..., j], 0.0, mass.clamp_min(1e-30).log())
             else:
@@ -208,9 +247,10 @@ class ChainedContinuousColumns(TorchDistribution):
         ).conditional(value)
         total = (one.log_prob(value) * fixed.to(value.dtype)).sum(-1)
         for j, (lo, hi) in (ranges or {}).items():
-            loc, scale = one.loc[..., j], one.scale[..., j]
-            slot = dist.Normal(loc, scale)
-            mass = slot.cdf(torch.full_like(loc, hi)) - slot.cdf(torch.full_like(loc, lo))
+            parts, logits = one.component_distribution, one.mixture_distribution.logits
+            slot = NormalMixture(logits[..., j, :], parts.loc[..., j, :], parts.scale[..., j, :])
+            bounds = value.new_tensor([lo, hi]).expand(*value.shape[:-1], 2)
+            mass = slot.cdf(bounds[..., 1]) - slot.cdf(bounds[..., 0])
             total = total + torch.where(fixed[..., j], 0.0, mass.clamp_min(1e-30).log())
         return total
 

@@ -6,8 +6,15 @@ import pytest
 import torch
 
 import ppvae
-from ppvae.chained_continuous import ChainedContinuousColumns, SlotChain, truncated_draw
+from ppvae.chained_continuous import (
+    COMPONENTS,
+    OFFSETS,
+    ChainedContinuousColumns,
+    SlotChain,
+    truncated_draw,
+)
 from ppvae.networks import MIN_SCALE
+from ppvae.normal_mixture import NormalMixture
 
 WIDTH, CARDINALITIES, RANK = 4, (2, 3), 3
 
@@ -18,6 +25,8 @@ def chained(batch: int = 5, mask: torch.Tensor | None = None, trained: bool = Tr
         with torch.no_grad():
             chain.loc_readout.normal_()
             chain.scale_readout.normal_(0, 0.3)
+            chain.logit_readout.normal_()
+            chain.loc_offset.normal_()
     x_cat = torch.stack([torch.randint(k, (batch,)) for k in CARDINALITIES], -1)
     context = chain.level_context(x_cat, None)
     loc, raw_scale = torch.randn(batch, WIDTH), torch.randn(batch, WIDTH)
@@ -33,20 +42,52 @@ def by_hand(fn: ChainedContinuousColumns, x_cat, value) -> torch.Tensor:
     parts, before = [], torch.zeros_like(levels)
     for j in range(WIDTH):
         h = torch.tanh(levels + before)
-        loc = fn.loc[:, j] + h @ chain.loc_readout[j]
-        scale = torch.nn.functional.softplus(fn.raw_scale[:, j] + h @ chain.scale_readout[j])
-        parts.append(torch.distributions.Normal(loc, scale + MIN_SCALE).log_prob(value[:, j]))
+        density = 0.0
+        weights = torch.softmax(h @ chain.logit_readout[j].T + chain.logit_bias[j], -1)
+        for k in range(COMPONENTS):
+            loc = fn.loc[:, j] + h @ chain.loc_readout[j, k] + chain.loc_offset[j, k]
+            raw = fn.raw_scale[:, j] + h @ chain.scale_readout[j, k] + chain.scale_offset[j, k]
+            scale = torch.nn.functional.softplus(raw) + MIN_SCALE
+            normal = torch.distributions.Normal(loc, scale)
+            density = density + weights[:, k] * normal.log_prob(value[:, j]).exp()
+        parts.append(density.log())
         before = before + value[:, j : j + 1] * chain.slot_embedding[j]
     return torch.stack(parts, -1)
 
 
-def test_an_untrained_chain_is_the_independent_model():
+def test_an_untrained_chain_has_no_dependence():
     fn, _ = chained(trained=False)
     value = fn.sample()
     scale = torch.nn.functional.softplus(fn.raw_scale) + MIN_SCALE
-    torch.testing.assert_close(
-        fn.slot_log_prob(value), torch.distributions.Normal(fn.loc, scale).log_prob(value)
+    alone = NormalMixture(
+        torch.zeros(*value.shape, COMPONENTS),
+        fn.loc.unsqueeze(-1) + OFFSETS,
+        scale.unsqueeze(-1).expand(*value.shape, COMPONENTS),
     )
+    torch.testing.assert_close(fn.slot_log_prob(value), alone.log_prob(value))
+
+
+def test_a_chain_saved_with_one_normal_per_slot_loads_as_that_normal():
+    fn, x_cat = chained()
+    one = SlotChain(WIDTH, CARDINALITIES, RANK)
+    state = {
+        k: v[:, 0] if k in ("loc_readout", "scale_readout") else v
+        for k, v in fn.chain.state_dict().items()
+        if k not in ("logit_readout", "loc_offset", "scale_offset", "logit_bias")
+    }
+    one.load_state_dict(state)
+    value = torch.randn(5, WIDTH)
+    old = ChainedContinuousColumns(fn.loc, fn.raw_scale, one, fn.level_context)
+    with torch.no_grad():
+        levels = one.level_context(x_cat, None)
+        before = torch.zeros_like(levels)
+        for j in range(WIDTH):  # the single Normal of the chain as it was
+            h = torch.tanh(levels + before)
+            loc = fn.loc[:, j] + h @ state["loc_readout"][j]
+            raw = fn.raw_scale[:, j] + h @ state["scale_readout"][j]
+            normal = torch.distributions.Normal(loc, torch.nn.functional.softplus(raw) + MIN_SCALE)
+            torch.testing.assert_close(old.slot_log_prob(value)[:, j], normal.log_prob(value[:, j]))
+            before = before + value[:, j : j + 1] * one.slot_embedding[j]
 
 
 def test_density_is_the_chain_rule():
@@ -120,13 +161,12 @@ def test_samples_follow_the_chain():
     fn, _ = chained(batch=1)
     n = 40_000
     draws = fn.sample((n,))[:, 0]
-    # slot 1 given slot 0 is Normal(loc_1 + u_1 . tanh(c + y_0 e_0), scale): its residual
-    # standardised by the conditional is standard normal
+    # slot 1 given slot 0 is a mixture read from tanh(c + y_0 e_0): its CDF at the drawn
+    # value (probability integral transform) is uniform on [0, 1]
     with torch.no_grad():
-        one = fn.slot(draws, 1)
-        standard = (draws[:, 1] - one.loc) / one.scale
-    assert abs(float(standard.mean())) < 4 / n**0.5
-    assert abs(float(standard.std()) - 1) < 0.02
+        u = fn.slot(draws, 1).cdf(draws[:, 1])
+    assert abs(float(u.mean()) - 0.5) < 4 * (1 / 12 / n) ** 0.5
+    assert abs(float(u.std()) - (1 / 12) ** 0.5) < 0.005
     fixed = torch.zeros(n, WIDTH, dtype=torch.bool)
     fixed[:, 0] = True
     given = torch.full((n, WIDTH), 1.5)
@@ -134,7 +174,7 @@ def test_samples_follow_the_chain():
     assert torch.all(out[:, 0] == 1.5)
     assert torch.all((out[:, 2] >= 0) & (out[:, 2] <= 0.5))
     with torch.no_grad():
-        expected = fn.slot(given[:1], 1).loc
+        expected = fn.slot(given[:1], 1).mean
     assert abs(float(out[:, 1].mean() - expected)) < 4 * float(out[:, 1].std()) / n**0.5
 
 

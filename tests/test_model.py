@@ -14,6 +14,7 @@ import torch
 from pyro import poutine
 
 import ppvae
+from ppvae.chained_continuous import OFFSETS
 from ppvae.data.layout import Layout, TensorTable
 from ppvae.likelihoods import SlotGroup
 from ppvae.model import TabularModel
@@ -74,7 +75,10 @@ def test_elbo_equals_hand_computed_value():
     cont, logits, miss = module.decoder(z)
     cont = cont.reshape(6, 2, 2)
     sd = torch.nn.functional.softplus(cont[..., 1]) + 1e-3
-    lp = (torch.distributions.Normal(cont[..., 0], sd).log_prob(data.x_cont) * data.cont_mask).sum()
+    # the untrained chain: per slot an equal-weight mixture of Normals at the start offsets
+    parts = torch.distributions.Normal(cont[..., 0, None] + OFFSETS, sd[..., None])
+    slot = parts.log_prob(data.x_cont[..., None]).logsumexp(-1) - math.log(len(OFFSETS))
+    lp = (slot * data.cont_mask).sum()
     lp = lp + torch.log_softmax(logits[:, :3], -1).gather(-1, data.x_cat[:, :1]).sum()
     lp = lp + torch.log_softmax(logits[:, 3:], -1).gather(-1, data.x_cat[:, 1:]).sum()
     lp = lp + torch.distributions.Bernoulli(logits=miss).log_prob(data.x_miss).sum()

@@ -55,6 +55,8 @@ def test_a_slot_before_a_fixed_one_and_a_range_follow_their_exact_conditional():
     chain = SlotChain(2, (), rank=2)
     chain.loc_readout.normal_(0, 1.5)
     chain.scale_readout.normal_(0, 0.3)
+    chain.logit_readout.normal_()  # a slot's mixture weights move with the slots before it
+    chain.loc_offset.normal_()
     loc, raw_scale = torch.tensor([0.3, -0.2]), torch.tensor([0.5, -0.5])
     fn = ChainedContinuousColumns(loc, raw_scale, chain, torch.zeros(2))
     c, lo, hi = 0.4, -0.5, 1.0  # y_1 fixed at c; y_0 hidden, ranged to [lo, hi]
