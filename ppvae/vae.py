@@ -65,8 +65,8 @@ class TabularVAE:
         ``"auto"``: trained with the standard normal, sampled through a Gaussian mixture
         fitted to the aggregate posterior of the training rows (``ppvae.budget``).
     objective: a registered objective name, dict or ``ppvae.objectives.Objective``;
-        ``"auto"``: the ELBO, or a cyclically annealed ELBO (KL weight up to 0.5) on a table
-        under 5,000 rows (``ppvae.budget``).
+        ``"auto"``: the ELBO with 0.25 free nats per latent dimension, or a cyclically
+        annealed ELBO (KL weight up to 0.5) on a table under 5,000 rows (``ppvae.budget``).
     likelihood: family of the continuous slots (``normal``, ``laplace``, ``student_t``) or
         a dict (``{"name": "normal", "min_scale": 0.001}``); ``normal``'s scale floor is 1e-3,
         0.1 on a table under 5,000 rows (``ppvae.budget``).

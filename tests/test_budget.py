@@ -100,7 +100,8 @@ SMALL_OBJECTIVE = {
 
 def test_auto_objective_anneals_the_kl_weight_cyclically_up_to_half_below_5000_rows():
     assert objective_for(4_999) == SMALL_OBJECTIVE
-    assert objective_for(5_000) == "elbo" and objective_for(400, "free_bits") == "free_bits"
+    assert objective_for(5_000) == {"name": "free_bits", "nats_per_dim": 0.25}
+    assert objective_for(400, "free_bits") == "free_bits"
 
 
 def table(rows: int) -> pd.DataFrame:
@@ -128,7 +129,11 @@ def test_auto_trains_a_table_of_5000_rows_as_the_fixed_budget_and_samples_its_ag
     df, small = table(5_600), dict(hidden=(8,), latent_dim=2, epochs=1, verbose=False)
     auto = ppvae.TabularVAE(**small).fit(df)  # 5,040 training rows after the 10 % split
     fixed = ppvae.TabularVAE(
-        **small, batch_size=500, patience=20, prior="standard_normal", objective="elbo"
+        **small,
+        batch_size=500,
+        patience=20,
+        prior="standard_normal",
+        objective={"name": "free_bits", "nats_per_dim": 0.25},
     )
     fixed.fit(df)
     pd.testing.assert_frame_equal(auto.step_history_, fixed.step_history_)
