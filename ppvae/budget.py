@@ -25,17 +25,18 @@ but not the dependence (issue 18). So, by the number of training rows ``n``:
   epochs gave the same ML efficacy as 300 on the validation subsamples (mean of the twelve
   cases 0.839 against 0.838; Default at 2,000 rows 0.708 against 0.685), in two thirds of
   the time;
-- ``objective="auto"`` is, from 5,000 rows, the ELBO with ``LARGE_TABLE_FREE_BITS`` free
-  nats per latent dimension (``free_bits``, Kingma et al. 2016): since each chained numeric
+- ``objective="auto"`` is, from 5,000 rows, the ELBO, and a fit that ends with no active
+  latent unit is refitted once with ``LARGE_TABLE_FREE_BITS`` free nats per latent dimension
+  (``free_bits``, Kingma et al. 2016; :func:`refit_objective`): since each chained numeric
   slot is a mixture of Normals given the slots before it (``ppvae.normal_mixture``), the
-  chains alone could carry Adult's and Shoppers' dependence, and under the plain ELBO no
-  latent unit stayed active (0 of 16, the post-fit check's collapse warning); with a quarter
-  nat free per dimension z stays in use at the same fidelity (validation split, detection
-  AUC without and with free bits: Adult 0.530 and 0.538, Shoppers 0.555 and 0.560, Default
-  0.718 and 0.720; every fit with free bits kept active units). It costs diamonds, which kept
-  active units under the plain ELBO: 0.673 -> 0.706 with 0.05 free nats on its validation
-  split, 0.642 -> 0.701 with 0.25 on the bench's; a refit with free bits only after a
-  collapsed ELBO fit would avoid that and is not built yet. On a small table it is a
+  chains alone can carry a table's dependence, and under the plain ELBO no latent unit stayed
+  active on Adult and Shoppers (0 of 16, the post-fit check's collapse warning), which leaves
+  z, the priors and the latent diagnostics nothing to work on. Free bits keep z in use there
+  at about the same fidelity (validation split, detection AUC without and with free bits:
+  Adult 0.530 and 0.538, Shoppers 0.555 and 0.560, Default 0.718 and 0.720), but on a table
+  whose ELBO fit keeps its units they cost fidelity (diamonds 0.673 -> 0.706 with 0.05 free
+  nats on its validation split, 0.642 -> 0.701 with 0.25 on the bench's), so they are used
+  only after a collapsed fit. On a small table it is a
   cyclically annealed ELBO whose KL weight rises from 0 to ``SMALL_TABLE_BETA``
   ``SMALL_TABLE_CYCLES`` times, each rise taking ``SMALL_TABLE_RAMP`` of a cycle
   (:func:`objective_for`; Fu et al. 2019): a few hundred rows carry too little evidence to pay the full KL price for what z must say about a rare
@@ -64,8 +65,9 @@ but not the dependence (issue 18). So, by the number of training rows ``n``:
 
 A value given for any of them is used as given (a user's choice wins), and a table of at
 least 5,000 training rows trains exactly as with ``epochs=200, batch_size=500,
-patience=20, prior="standard_normal", objective={"name": "free_bits", "nats_per_dim": 0.25}``
-and the normal family's floor 1e-3
+patience=20, prior="standard_normal", objective="elbo"`` (refitted once with
+``objective={"name": "free_bits", "nats_per_dim": 0.25}`` if that ends collapsed) and the
+normal family's floor 1e-3
 (and samples through its fitted q(z)). A KL
 weight below one widens the posteriors' spread away from N(0, I), which is why the
 small-table objective and prior go together: a constant beta = 0.5 alone made samples drawn
@@ -140,19 +142,18 @@ def patience_for(n_rows: int, patience: int | str | None = AUTO) -> int | None:
 
 
 def objective_for(n_rows: int, objective: Any = AUTO) -> Any:
-    """The objective for ``n_rows`` training rows: ``"auto"`` is the ELBO with
-    ``LARGE_TABLE_FREE_BITS`` free nats per latent dimension, or on a small table the
-    cyclically annealed ELBO with KL weights up to ``SMALL_TABLE_BETA``.
+    """The objective for ``n_rows`` training rows: ``"auto"`` is the ELBO, or on a small
+    table the cyclically annealed ELBO with KL weights up to ``SMALL_TABLE_BETA``.
 
     >>> objective_for(100_000), objective_for(400, "geco")
-    ({'name': 'free_bits', 'nats_per_dim': 0.25}, 'geco')
+    ('elbo', 'geco')
     >>> objective_for(400)
     {'name': 'anneal', 'schedule': 'cyclical', 'cycles': 4, 'ratio': 0.5, 'beta_max': 0.5}
     """
     if not _is_auto(objective):
         return objective
     if not is_small(n_rows):
-        return {"name": "free_bits", "nats_per_dim": LARGE_TABLE_FREE_BITS}
+        return "elbo"
     return {
         "name": "anneal",
         "schedule": "cyclical",
@@ -160,6 +161,20 @@ def objective_for(n_rows: int, objective: Any = AUTO) -> Any:
         "ratio": SMALL_TABLE_RAMP,
         "beta_max": SMALL_TABLE_BETA,
     }
+
+
+def refit_objective(n_rows: int, objective: Any = AUTO) -> dict | None:
+    """The objective of the one refit after a fit that ended with no active latent unit:
+    ``LARGE_TABLE_FREE_BITS`` free nats per dimension when ``objective`` is ``"auto"`` on a
+    table of at least 5,000 rows; None (no refit) otherwise: a user's objective, or a small
+    table's annealed ELBO, is used as given.
+
+    >>> refit_objective(100_000), refit_objective(400), refit_objective(100_000, "elbo")
+    ({'name': 'free_bits', 'nats_per_dim': 0.25}, None, None)
+    """
+    if not _is_auto(objective) or is_small(n_rows):
+        return None
+    return {"name": "free_bits", "nats_per_dim": LARGE_TABLE_FREE_BITS}
 
 
 def likelihood_for(n_rows: int, likelihood: Any) -> Any:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import inspect
 import os
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,6 +30,7 @@ from ppvae.budget import (
     likelihood_for,
     objective_for,
     patience_for,
+    refit_objective,
     training_prior,
 )
 from ppvae.checkpoint import Checkpointing, checkpointing
@@ -65,8 +67,9 @@ class TabularVAE:
         ``"auto"``: trained with the standard normal, sampled through a Gaussian mixture
         fitted to the aggregate posterior of the training rows (``ppvae.budget``).
     objective: a registered objective name, dict or ``ppvae.objectives.Objective``;
-        ``"auto"``: the ELBO with 0.25 free nats per latent dimension, or a cyclically
-        annealed ELBO (KL weight up to 0.5) on a table under 5,000 rows (``ppvae.budget``).
+        ``"auto"``: the ELBO (refitted once with 0.25 free nats per latent dimension if it
+        ends with no active latent unit; ``refitted_`` says so), or a cyclically annealed
+        ELBO (KL weight up to 0.5) on a table under 5,000 rows (``ppvae.budget``).
     likelihood: family of the continuous slots (``normal``, ``laplace``, ``student_t``) or
         a dict (``{"name": "normal", "min_scale": 0.001}``); ``normal``'s scale floor is 1e-3,
         0.1 on a table under 5,000 rows (``ppvae.budget``).
@@ -236,12 +239,28 @@ class TabularVAE:
             return self._fit_stream(df, transformer, checkpoint, ranks, device)
         transformer.fit(df)
         table = transformer.transform(df).with_features(transformer.layout_)
-        with self._rng(self.seed):
-            train_data, val_data = memory_split(table, self.val_fraction, ranks.rank, ranks.world)
-            val_data = None if val_data is None else val_data.to(device)
-            split = Split(train_data.to(device), val_data, len(table), df)
-            self._train(transformer, split, checkpoint if ranks.writer else None, ranks.sync)
-        self.health_ = check_health(self, df, warn=ranks.writer)
+
+        def train_once(objective: Any = None, keep: Checkpointing | None = None) -> int:
+            with self._rng(self.seed):
+                train_data, val_data = memory_split(
+                    table, self.val_fraction, ranks.rank, ranks.world
+                )
+                val_data = None if val_data is None else val_data.to(device)
+                split = Split(train_data.to(device), val_data, len(table), df)
+                self._train(transformer, split, keep, ranks.sync, objective)
+            return len(train_data) * ranks.world
+
+        rows = train_once(keep=checkpoint if ranks.writer else None)
+        refit = refit_objective(rows, self.objective)
+        if checkpoint is not None or ranks.world > 1:  # one fit per checkpoint, all ranks alike
+            refit = None
+        self.health_ = check_health(self, df, warn=False)
+        self.refitted_ = refit is not None and self.health_.collapsed
+        if self.refitted_:  # the chains carried everything and z went unused: keep z in use
+            train_once(refit)  # the fit the objective `refit` would have made
+            self.health_ = check_health(self, df, warn=False)
+        if ranks.writer and not self.health_.ok:
+            warnings.warn(self.health_.message(), UserWarning, stacklevel=2)
         return self
 
     def _fit_stream(self, data, transformer, checkpoint, ranks, device) -> TabularVAE:
@@ -266,17 +285,21 @@ class TabularVAE:
             finally:
                 source.close()
         self.health_ = check_health(self, split.sample, warn=ranks.writer)
+        self.refitted_ = False  # a streamed table is read once per epoch: no second fit
         return self
 
-    def _train(self, transformer: TableTransformer, split: Split, checkpoint, sync) -> None:
-        """Build the module and train it on ``split`` (inside ``fit``'s seeded block)."""
+    def _train(
+        self, transformer: TableTransformer, split: Split, checkpoint, sync, objective=None
+    ) -> None:
+        """Build the module and train it on ``split`` (inside ``fit``'s seeded block) with
+        ``objective`` (default: the ``objective`` parameter, ``"auto"`` resolved)."""
         train_data, val_data = split.train, split.val
         layout = transformer.layout_
         device = train_data.device if hasattr(train_data, "device") else train_data.x_cont.device
         world = 1 if sync is None else sync.world
         rows = len(train_data) * world  # batch_size: rows of one step over all processes
         module = self._build_module(layout, likelihood_for(rows, self.likelihood)).to(device)
-        objective = objectives.build(objective_for(rows, self.objective))
+        objective = objectives.build(objective or objective_for(rows, self.objective))
         generator = torch.Generator().manual_seed(int(torch.randint(0, 2**31 - 1, ())))
         initial = train_data if isinstance(train_data, TensorTable) else None
         if initial is None and (hasattr(module.prior, "init_from") or hasattr(module.prior, "fit")):

@@ -18,6 +18,7 @@ from ppvae.budget import (
     ex_post_prior_for,
     objective_for,
     patience_for,
+    refit_objective,
     training_prior,
 )
 from ppvae.params import ParameterError, check_params
@@ -100,8 +101,9 @@ SMALL_OBJECTIVE = {
 
 def test_auto_objective_anneals_the_kl_weight_cyclically_up_to_half_below_5000_rows():
     assert objective_for(4_999) == SMALL_OBJECTIVE
-    assert objective_for(5_000) == {"name": "free_bits", "nats_per_dim": 0.25}
-    assert objective_for(400, "free_bits") == "free_bits"
+    assert objective_for(5_000) == "elbo" and objective_for(400, "free_bits") == "free_bits"
+    assert refit_objective(5_000) == {"name": "free_bits", "nats_per_dim": 0.25}
+    assert refit_objective(4_999) is None and refit_objective(5_000, "elbo") is None
 
 
 def table(rows: int) -> pd.DataFrame:
@@ -133,7 +135,7 @@ def test_auto_trains_a_table_of_5000_rows_as_the_fixed_budget_and_samples_its_ag
         batch_size=500,
         patience=20,
         prior="standard_normal",
-        objective={"name": "free_bits", "nats_per_dim": 0.25},
+        objective="elbo",
     )
     fixed.fit(df)
     pd.testing.assert_frame_equal(auto.step_history_, fixed.step_history_)
@@ -154,3 +156,46 @@ def test_a_fit_runs_the_auto_epochs_of_its_table_size(monkeypatch, rows, epochs)
     monkeypatch.setattr("ppvae.budget.LARGE_TABLE_EPOCHS", 2)
     vae = ppvae.TabularVAE(hidden=(8,), latent_dim=2, patience=None, verbose=False)
     assert len(vae.fit(table(rows)).history_) == epochs
+
+
+def test_a_collapsed_auto_fit_is_refitted_once_with_free_bits(monkeypatch):
+    from ppvae import vae as vae_module
+    from ppvae.diagnostics.health import Health
+
+    real, verdicts = vae_module.check_health, []
+
+    def collapsed_first(vae, df, warn=True):
+        verdicts.append(vae.step_history_.copy())
+        if len(verdicts) == 1:  # the ELBO fit: no active unit, a strong pair lost
+            return Health(active_units=0, latent_dim=2, pairs=[("a", "b", 0.9, 0.1)])
+        return real(vae, df, warn=warn)
+
+    monkeypatch.setattr(vae_module, "check_health", collapsed_first)
+    df, small = table(5_600), dict(hidden=(8,), latent_dim=2, epochs=1, verbose=False)
+    auto = ppvae.TabularVAE(**small).fit(df)
+    assert auto.refitted_ and len(verdicts) == 2
+    monkeypatch.setattr(vae_module, "check_health", real)
+    elbo = ppvae.TabularVAE(**small, objective="elbo").fit(df)
+    free_bits = ppvae.TabularVAE(**small, objective={"name": "free_bits", "nats_per_dim": 0.25})
+    free_bits.fit(df)
+    assert not elbo.refitted_ and not free_bits.refitted_  # a user's objective: as given
+    pd.testing.assert_frame_equal(verdicts[0], elbo.step_history_)  # first the ELBO fit,
+    pd.testing.assert_frame_equal(auto.step_history_, free_bits.step_history_)  # then this
+
+
+def test_a_collapsed_small_or_user_objective_fit_is_not_refitted(monkeypatch):
+    from ppvae import vae as vae_module
+    from ppvae.diagnostics.health import Health
+
+    def collapsed(vae, df, warn=True):
+        return Health(active_units=0, latent_dim=2, pairs=[("a", "b", 0.9, 0.1)])
+
+    monkeypatch.setattr(vae_module, "check_health", collapsed)
+    small = dict(hidden=(8,), latent_dim=2, epochs=1, verbose=False)
+    for vae, df in (
+        (ppvae.TabularVAE(**small), table(300)),
+        (ppvae.TabularVAE(**small, objective="elbo"), table(5_600)),
+    ):
+        with pytest.warns(UserWarning, match="looks collapsed"):
+            vae.fit(df)
+        assert not vae.refitted_
