@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import inspect
 import os
+import sys
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import contextmanager
@@ -257,6 +258,12 @@ class TabularVAE:
         self.health_ = check_health(self, df, warn=False)
         self.refitted_ = refit is not None and self.health_.collapsed
         if self.refitted_:  # the chains carried everything and z went unused: keep z in use
+            if self.verbose and ranks.writer:
+                print(
+                    f"no latent unit stayed active under the ELBO: refitting with {refit} "
+                    "(ppvae.budget.refit_objective; pass objective='elbo' to keep the first fit)",
+                    file=sys.stderr,
+                )
             train_once(refit)  # the fit the objective `refit` would have made
             self.health_ = check_health(self, df, warn=False)
         if ranks.writer and not self.health_.ok:
