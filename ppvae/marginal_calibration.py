@@ -72,8 +72,10 @@ from collections.abc import Callable
 import torch
 from pyro import poutine
 from pyro.poutine.messenger import Messenger
+from scipy.special import ndtr
 
 from ppvae.data.layout import CATEGORICAL, CONTINUOUS, TensorTable
+from ppvae.data.transforms import quantile_probs
 
 #: ``TabularVAE(calibrate=...)`` values: what is calibrated after the fit
 CALIBRATIONS = ("categories", "all", "none")
@@ -83,7 +85,8 @@ DRAWS_PER_ROW = 20  # draw noise ~ 1/sqrt(20) of the training frequencies' own n
 MIN_DRAWS = 2_000
 MAP_DRAWS = 100_000  # generated rows at most for the continuous maps (``draws_for``)
 MAP_CHUNK = 10_000  # rows generated at a time for the continuous maps
-CALIBRATION_KNOTS = 1001  # quantiles per continuous slot (0, 0.001, ..., 1)
+CALIBRATION_KNOTS = 1001  # quantiles per continuous slot (``calibration_probs``)
+TAIL_SCORE = 5.0  # the outermost tail knots: probabilities Phi(-5) and Phi(5)
 MIN_ROWS = 100  # fewer generated or training values in use than this: the slot is not mapped
 ITERATIONS = 50  # Newton steps per column
 RULE_ROUNDS = 4  # corrections for levels the value rules overwrite (``through``)
@@ -315,7 +318,7 @@ def _fit_continuous_maps(
         for j, kept in enumerate(sources):
             kept.append(values[:, j][gen_use[:, j].cpu()])
     real_use, _ = in_use(table)
-    probs = torch.linspace(0, 1, CALIBRATION_KNOTS, dtype=torch.float64)
+    probs = calibration_probs()
     for j, ok in enumerate(mappable):
         source = torch.cat(sources[j])
         target = table[CONTINUOUS][:, j][real_use[:, j].to(table[CONTINUOUS].device)]
@@ -327,6 +330,20 @@ def _fit_continuous_maps(
         group.calibration[j] = knots.to(group.calibration)
         group.calibrated[j] = True
     return int(group.calibrated.sum())
+
+
+def calibration_probs() -> torch.Tensor:
+    r"""The ``CALIBRATION_KNOTS`` probabilities ``[K]`` at which a continuous map's source and
+    target quantiles are taken (``quantile_probs``: denser in the tails, down to
+    :math:`\Phi(-5)`).
+
+    Interpolating linearly between evenly spaced quantiles alone (0.999 and 1 the last two)
+    drew the generated rows of that last interval evenly between the two scores, though
+    nearly all of the training rows' lie close to the lower one, and thinned the tail: on
+    diamonds' validation split no sample reached 3.0 carat where 18 training rows do, and the
+    0.9995 quantile was 2.68 against 3.01.
+    """
+    return torch.from_numpy(quantile_probs(CALIBRATION_KNOTS, float(ndtr(-TAIL_SCORE))))
 
 
 def _interpolate(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor:

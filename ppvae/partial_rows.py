@@ -48,7 +48,7 @@ from ppvae.likelihoods import slot_groups
 from ppvae.posterior_resampling import PosteriorDraws, resample_posterior
 from ppvae.slot_completion import SlotCompletion, chained_sites
 
-RANGE_GRID = np.linspace(-4.5, 4.5, 9001)  # transformed values searched for a range's bounds
+RANGE_GRID = np.linspace(-5.0, 5.0, 10001)  # transformed values searched for a range's bounds
 
 
 @dataclass

@@ -87,6 +87,20 @@ def test_quantile_transform_gives_standard_normal_and_keeps_spikes():
     assert back.max() <= values.max() and back.min() >= 0
 
 
+def test_quantile_transform_keeps_a_long_tail():
+    """Standard normal scores mapped back give a long tail's top 0.1 % its shape: the median
+    of the values above the 0.999 quantile as in the data (evenly spaced knots alone spread
+    them evenly up to the maximum), and values up to the largest ones."""
+    rng = np.random.default_rng(0)
+    values = rng.lognormal(0, 1.5, 100_000)
+    t = QuantileNormal().fit(values, rng)
+    back = t.inverse(np.random.default_rng(1).normal(size=(1_000_000, 1)), None)
+    high = np.quantile(values, 0.999)
+    assert np.median(back[back > high]) == pytest.approx(np.median(values[values > high]), rel=0.1)
+    assert (back > high).mean() == pytest.approx(0.001, rel=0.1)
+    assert back.max() > np.sort(values)[-20]
+
+
 def test_mode_specific_finds_modes():
     rng = np.random.default_rng(0)
     values = np.concatenate([rng.normal(-5, 0.5, 3000), rng.normal(5, 1, 3000)])

@@ -5,7 +5,7 @@ continuous slots and ``len(cat_cardinalities)`` categorical slots, and back. Sta
 plain numbers and strings (``to_dict``/``from_dict``), so saved models hold no pickles.
 
 - :class:`QuantileNormal` — :math:`y = \Phi^{-1}(F(x))` with :math:`F` the empirical CDF
-  (at most ``knots`` quantiles, linear in between). Integer columns are first dequantised
+  (at most ``knots`` quantiles, linear in between, denser in the tails: :func:`quantile_probs`). Integer columns are first dequantised
   (:math:`x + U(-\tfrac12, \tfrac12)`, undone by rounding); ties of a float column (a spike)
   are spread uniformly over the knots they cover. The model thus sees a continuous standard
   normal variable, and the inverse :math:`x = F^{-1}(\Phi(y))` maps spikes back to spikes:
@@ -25,8 +25,41 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy.special import ndtr, ndtri
 
-EPS = 1e-4
+#: a training value's CDF is clipped to [EPS, 1 - EPS] before the normal quantile (scores
+#: within +-4.75): with 1e-4 (+-3.72) the highest and lowest 0.01 % of a large column's rows all
+#: scored alike, so no sample reached them (diamonds' carat, 34,522 rows: none above 3.0 carat
+#: in the samples, 18 rows in the training rows)
+EPS = 1e-6
 MAX_FIT_ROWS = 100_000
+
+
+TAIL_KNOTS = 20  # knots below probability TAIL (and as many above 1 - TAIL): see quantile_probs
+TAIL = 0.001
+
+
+def quantile_probs(knots: int, smallest: float) -> np.ndarray:
+    r"""``knots`` probabilities ``[knots]`` at which to take a column's quantiles: 0, then
+    ``TAIL_KNOTS`` evenly spaced in normal score from ``smallest`` up to ``TAIL``, the rest
+    evenly spaced up to ``1 - TAIL``, the mirror image above, 1. Evenly spaced from 0 to 1
+    when ``smallest >= TAIL`` or ``knots`` are too few for tails.
+
+    Quantiles interpolated linearly between evenly spaced probabilities treat the last
+    ``TAIL`` of a column alike: a value drawn there falls anywhere between the 0.999
+    quantile and the maximum, though nearly all of a long tail's rows lie close to the
+    former. With knots spaced in normal score the tail keeps its shape.
+
+    >>> p = quantile_probs(1001, 1e-6)
+    >>> len(p), float(p[0]), float(p[21]), float(p[-1])
+    (1001, 0.0, 0.001, 1.0)
+    >>> bool(np.all(np.diff(p) > 0)), bool(np.allclose(p, 1 - p[::-1]))
+    (True, True)
+    """
+    if smallest >= TAIL or knots < 4 * TAIL_KNOTS:
+        return np.linspace(0.0, 1.0, knots)
+    scores = np.linspace(ndtri(smallest), ndtri(TAIL), TAIL_KNOTS + 1)[:-1]
+    tail = ndtr(scores)
+    middle = np.linspace(TAIL, 1.0 - TAIL, knots - 2 * TAIL_KNOTS - 2)
+    return np.concatenate([[0.0], tail, middle, 1.0 - tail[::-1], [1.0]])
 
 
 def _subsample(
@@ -84,7 +117,7 @@ class QuantileNormal(ColumnTransform):
     def fit(self, values: np.ndarray, rng: np.random.Generator) -> QuantileNormal:
         sub = np.sort(_subsample(self._dequantized(values, rng), rng))
         k = int(min(self.num_knots, max(len(sub), 2)))
-        self.probs = np.linspace(0.0, 1.0, k)
+        self.probs = quantile_probs(k, 1.0 / len(sub))
         self.knots = np.quantile(sub, self.probs)
         return self
 
