@@ -146,6 +146,8 @@ def _epochs(name: str, model, peer_epochs: int | None, quick: bool) -> int:
 
 
 def _cell(column: str, value) -> str:
+    if pd.isna(value):  # a score measured before the bench had it
+        return "–"
     if column == "epochs":
         return str(int(value))
     if column in ("fit_s", "sample_s"):
@@ -160,6 +162,7 @@ def write_outputs(results: pd.DataFrame, out: Path, note: str) -> None:
         "contender",
         "column_shapes",
         "column_pair_trends",
+        "trends_real_bins",
         "detection_auc",
         "ml_efficacy",
         "ml_efficacy_real",
@@ -176,7 +179,7 @@ def write_outputs(results: pd.DataFrame, out: Path, note: str) -> None:
         "",
         note,
         "",
-        "Higher is better for shapes, trends and ML efficacy; detection AUC: 0.5 is perfect; exact copies: should not exceed the real holdout's; DCR ratio: synthetic / holdout median distance to the closest training row (>= 1 means no closer than real new rows).",
+        "`trends_real_bins`: Pair Trends with each number-category pair binned on the real column's range for both tables (`bench/metrics.py: trends_real_bins`; SDMetrics bins each table on its own range; – where measured before 2026-11-29). Higher is better for shapes, trends and ML efficacy; detection AUC: 0.5 is perfect; exact copies: should not exceed the real holdout's; DCR ratio: synthetic / holdout median distance to the closest training row (>= 1 means no closer than real new rows).",
         "",
     ]
     for name, group in results.groupby("dataset", sort=False):
