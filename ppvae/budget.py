@@ -36,7 +36,9 @@ but not the dependence (issue 18). So, by the number of training rows ``n``:
   Adult 0.530 and 0.538, Shoppers 0.555 and 0.560, Default 0.718 and 0.720), but on a table
   whose ELBO fit keeps its units they cost fidelity (diamonds 0.673 -> 0.706 with 0.05 free
   nats on its validation split, 0.642 -> 0.701 with 0.25 on the bench's), so they are used
-  only after a collapsed fit. On a small table it is a
+  only after a collapsed fit. A fit with no active unit after ``WATCH_EPOCHS`` = 20 epochs
+  is stopped there and refitted at once (``ppvae.collapse_watch``: collapse under the ELBO
+  sets in within the first epochs and stays). On a small table it is a
   cyclically annealed ELBO whose KL weight rises from 0 to ``SMALL_TABLE_BETA``
   ``SMALL_TABLE_CYCLES`` times, each rise taking ``SMALL_TABLE_RAMP`` of a cycle
   (:func:`objective_for`; Fu et al. 2019): a few hundred rows carry too little evidence to pay the full KL price for what z must say about a rare

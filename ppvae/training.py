@@ -291,7 +291,8 @@ def train(
     ``checkpoint``: where and how often to write checkpoints, and whether to resume from one
     (:class:`ppvae.checkpoint.Checkpointing`); ``max_recoveries``: rollbacks allowed after a
     divergence before :class:`TrainingError`; ``on_epoch_end(epoch, row)``: called after each
-    completed epoch with its history row; ``validate``: Pyro validation during training; None:
+    completed epoch with its history row (an exception it raises ends the fit and reaches the
+    caller: ``ppvae.collapse_watch``); ``validate``: Pyro validation during training; None:
     ``PPVAE_PYRO_VALIDATION`` (off). ``train_data`` may also be a stream
     (:class:`ppvae.data.streaming.StreamTable`: ``len``, ``head``, ``batches``, ``device``);
     ``sync``: the :class:`ppvae.distributed.Synchroniser` of a data-parallel fit.
@@ -429,38 +430,40 @@ def train(
         leave=False,
     )
     stopped = False
-    with pyro.validation_enabled(validation_during_training(validate)):
-        while progress.epoch < epochs and not stopped:
-            epoch = progress.epoch
-            try:
-                row = run_epoch(epoch)
-            except _Diverged as exc:
-                recover(str(exc))
-                continue
-            progress.epochs_rows.append(row)
-            progress.epoch += 1
-            bar.update(1)
-            monitored = row.get("val_objective", row["train_loss"])
-            bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k != "epoch"})
-            if not objective.settled:
-                progress.best, progress.best_state, progress.bad_epochs = math.inf, None, 0
-            elif monitored < progress.best - 1e-4 * abs(
-                progress.best if math.isfinite(progress.best) else 1.0
-            ):
-                progress.best, progress.best_epoch, progress.bad_epochs = monitored, epoch, 0
-                progress.best_state = copy.deepcopy(module.state_dict())
-            else:
-                progress.bad_epochs += 1
-                stopped = patience is not None and progress.bad_epochs >= patience
-            if sync is not None:
-                stopped = sync.agree(stopped)
-            good = state.capture()
-            if checkpoint is not None and not stopped and progress.epoch < epochs:
-                if checkpoint.due_by_epoch(progress.epoch) or checkpoint.due_by_time():
-                    checkpoint.write(state.checkpoint(good, rng_state(device, generator)))
-            if on_epoch_end is not None:
-                on_epoch_end(epoch, row)
-    bar.close()
+    try:
+        with pyro.validation_enabled(validation_during_training(validate)):
+            while progress.epoch < epochs and not stopped:
+                epoch = progress.epoch
+                try:
+                    row = run_epoch(epoch)
+                except _Diverged as exc:
+                    recover(str(exc))
+                    continue
+                progress.epochs_rows.append(row)
+                progress.epoch += 1
+                bar.update(1)
+                monitored = row.get("val_objective", row["train_loss"])
+                bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k != "epoch"})
+                if not objective.settled:
+                    progress.best, progress.best_state, progress.bad_epochs = math.inf, None, 0
+                elif monitored < progress.best - 1e-4 * abs(
+                    progress.best if math.isfinite(progress.best) else 1.0
+                ):
+                    progress.best, progress.best_epoch, progress.bad_epochs = monitored, epoch, 0
+                    progress.best_state = copy.deepcopy(module.state_dict())
+                else:
+                    progress.bad_epochs += 1
+                    stopped = patience is not None and progress.bad_epochs >= patience
+                if sync is not None:
+                    stopped = sync.agree(stopped)
+                good = state.capture()
+                if checkpoint is not None and not stopped and progress.epoch < epochs:
+                    if checkpoint.due_by_epoch(progress.epoch) or checkpoint.due_by_time():
+                        checkpoint.write(state.checkpoint(good, rng_state(device, generator)))
+                if on_epoch_end is not None:
+                    on_epoch_end(epoch, row)
+    finally:  # also when on_epoch_end raises: the progress bar does not stay
+        bar.close()
     final_epoch = len(progress.epochs_rows) - 1
     if progress.best_state is not None:
         module.load_state_dict(progress.best_state)

@@ -35,10 +35,11 @@ from ppvae.budget import (
     training_prior,
 )
 from ppvae.checkpoint import Checkpointing, checkpointing
+from ppvae.collapse_watch import CollapsedEarly, collapse_watch
 from ppvae.data import TableTransformer
 from ppvae.data.layout import TensorTable
 from ppvae.data.split import Split, memory_split
-from ppvae.diagnostics.health import check_health
+from ppvae.diagnostics.health import check_health, has_strong_pairs
 from ppvae.evaluation import importance_log_likelihood
 from ppvae.initialization import Initialization, initializations
 from ppvae.marginal_calibration import calibrate, reset
@@ -241,27 +242,39 @@ class TabularVAE:
         transformer.fit(df)
         table = transformer.transform(df).with_features(transformer.layout_)
 
-        def train_once(objective: Any = None, keep: Checkpointing | None = None) -> int:
+        with self._rng(self.seed):  # the split train_once makes: its training rows
+            rows = len(memory_split(table, self.val_fraction, ranks.rank, ranks.world)[0])
+        rows *= ranks.world
+        refit = refit_objective(rows, self.objective)
+        if checkpoint is not None or ranks.world > 1:  # one fit per checkpoint, all ranks alike
+            refit = None
+        # a collapse the post-fit check would find is seen after WATCH_EPOCHS (collapse_watch)
+        watch = refit is not None and has_strong_pairs(df, transformer)
+
+        def train_once(objective: Any = None, keep: Checkpointing | None = None) -> None:
             with self._rng(self.seed):
                 train_data, val_data = memory_split(
                     table, self.val_fraction, ranks.rank, ranks.world
                 )
                 val_data = None if val_data is None else val_data.to(device)
                 split = Split(train_data.to(device), val_data, len(table), df)
-                self._train(transformer, split, keep, ranks.sync, objective)
-            return len(train_data) * ranks.world
+                self._train(
+                    transformer, split, keep, ranks.sync, objective, watch and not objective
+                )
 
-        rows = train_once(keep=checkpoint if ranks.writer else None)
-        refit = refit_objective(rows, self.objective)
-        if checkpoint is not None or ranks.world > 1:  # one fit per checkpoint, all ranks alike
-            refit = None
-        self.health_ = check_health(self, df, warn=False)
-        self.refitted_ = refit is not None and self.health_.collapsed
+        try:
+            train_once(keep=checkpoint if ranks.writer else None)
+            self.health_ = check_health(self, df, warn=False)
+            self.refitted_ = refit is not None and self.health_.collapsed
+            why = "no latent unit stayed active under the ELBO"
+        except CollapsedEarly as stop:
+            self.refitted_ = True
+            why = f"no latent unit was active after {stop.epochs} epochs of the ELBO"
         if self.refitted_:  # the chains carried everything and z went unused: keep z in use
             if self.verbose and ranks.writer:
                 print(
-                    f"no latent unit stayed active under the ELBO: refitting with {refit} "
-                    "(ppvae.budget.refit_objective; pass objective='elbo' to keep the first fit)",
+                    f"{why}: refitting with {refit} (ppvae.budget.refit_objective; pass "
+                    "objective='elbo' to keep the first fit)",
                     file=sys.stderr,
                 )
             train_once(refit)  # the fit the objective `refit` would have made
@@ -296,10 +309,18 @@ class TabularVAE:
         return self
 
     def _train(
-        self, transformer: TableTransformer, split: Split, checkpoint, sync, objective=None
+        self,
+        transformer: TableTransformer,
+        split: Split,
+        checkpoint,
+        sync,
+        objective=None,
+        watch: bool = False,
     ) -> None:
         """Build the module and train it on ``split`` (inside ``fit``'s seeded block) with
-        ``objective`` (default: the ``objective`` parameter, ``"auto"`` resolved)."""
+        ``objective`` (default: the ``objective`` parameter, ``"auto"`` resolved); ``watch``:
+        raise :class:`CollapsedEarly` if no latent unit is active after ``WATCH_EPOCHS``
+        (``ppvae.collapse_watch``)."""
         train_data, val_data = split.train, split.val
         layout = transformer.layout_
         device = train_data.device if hasattr(train_data, "device") else train_data.x_cont.device
@@ -320,6 +341,7 @@ class TabularVAE:
         )
         if sync is not None:  # after the initialization: every rank starts from rank 0's weights
             sync.start(module)
+        watched = val_data if val_data is not None and len(val_data) else train_data
         result = train(
             module,
             objective,
@@ -333,6 +355,7 @@ class TabularVAE:
             verbose=self.verbose and (sync is None or sync.rank == 0),
             checkpoint=checkpoint,
             sync=sync,
+            on_epoch_end=collapse_watch(module, watched) if watch else None,
         )
         ex_post_prior = ex_post_prior_for(rows, self.prior)
         if ex_post_prior is not None:  # prior="auto": sampled via q(z) (ppvae.budget)

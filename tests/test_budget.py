@@ -199,3 +199,40 @@ def test_a_collapsed_small_or_user_objective_fit_is_not_refitted(monkeypatch):
         with pytest.warns(UserWarning, match="looks collapsed"):
             vae.fit(df)
         assert not vae.refitted_
+
+
+def test_a_fit_collapsed_after_the_watch_epochs_is_refitted_at_once(monkeypatch):
+    """No active unit after WATCH_EPOCHS: the ELBO fit stops there and the free-bits refit
+    follows, equal to an explicit free-bits fit; a code with active units is let through,
+    and that fit is exactly the ELBO fit (the measurement uses a forked random stream)."""
+    from ppvae import collapse_watch
+    from ppvae import vae as vae_module
+    from ppvae.diagnostics.health import Health
+
+    real_units, seen = collapse_watch.active_units, []
+
+    def units(answer):
+        def measured(module, rows):
+            seen.append(real_units(module, rows))  # measured for real, then answered
+            return answer
+
+        return measured
+
+    def healthy(vae, df, warn=True):
+        return Health(active_units=1, latent_dim=2, pairs=[("a", "b", 0.9, 0.9)])
+
+    df = table(5_600)
+    small = dict(hidden=(8,), latent_dim=2, epochs=collapse_watch.WATCH_EPOCHS + 3, verbose=False)
+    monkeypatch.setattr(collapse_watch, "active_units", units(0))
+    auto = ppvae.TabularVAE(**small).fit(df)
+    assert auto.refitted_ and len(seen) == 1
+    free_bits = ppvae.TabularVAE(**small, objective={"name": "free_bits", "nats_per_dim": 0.25})
+    pd.testing.assert_frame_equal(auto.step_history_, free_bits.fit(df).step_history_)
+
+    monkeypatch.setattr(collapse_watch, "active_units", units(1))
+    monkeypatch.setattr(vae_module, "check_health", healthy)
+    kept = ppvae.TabularVAE(**small).fit(df)
+    assert not kept.refitted_ and len(seen) == 2
+    elbo = ppvae.TabularVAE(**small, objective="elbo").fit(df)
+    pd.testing.assert_frame_equal(kept.step_history_, elbo.step_history_)
+    assert len(kept.history_) == len(elbo.history_) > collapse_watch.WATCH_EPOCHS

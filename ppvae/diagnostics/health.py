@@ -147,6 +147,24 @@ def strongest_pairs(
     return [(str(a), str(b), v, cramers_v(_codes(synth[a]), _codes(synth[b]))) for a, b, v in found]
 
 
+def _modelled(df: pd.DataFrame, transformer, max_rows: int, seed: int) -> pd.DataFrame:
+    """At most ``max_rows`` seeded rows of ``df``, prepared, without identifier columns."""
+    rows = df.sample(max_rows, random_state=seed) if len(df) > max_rows else df
+    kinds = {c.name: c.kind for c in transformer.schema_.columns}
+    modelled = [c for c in rows.columns if kinds.get(c) != "identifier"]
+    return transformer.prepare(rows)[modelled]
+
+
+def has_strong_pairs(
+    df: pd.DataFrame, transformer, max_rows: int = MAX_ROWS, seed: int = 0
+) -> bool:
+    """Whether the rows :func:`check_health` reads have a column pair with V >= ``STRONG``,
+    the association that makes a code without an active unit a collapse (``transformer``:
+    fitted on ``df``)."""
+    rows = _modelled(df, transformer, max_rows, seed)
+    return len(rows.columns) > 1 and len(rows) >= 20 and bool(strongest_pairs(rows, rows, top=1))
+
+
 def check_health(
     vae, df: pd.DataFrame, max_rows: int = MAX_ROWS, seed: int = 0, warn: bool = True
 ) -> Health:
@@ -161,13 +179,11 @@ def check_health(
             enc = None
         if enc is not None:
             active = int((activity(enc.loc) > ACTIVE_THRESHOLD).sum())
-    kinds = {c.name: c.kind for c in vae.transformer_.schema_.columns}
-    modelled = [c for c in rows.columns if kinds.get(c) != "identifier"]
+    real = _modelled(df, vae.transformer_, max_rows, seed)
     pairs = []
-    if len(modelled) > 1 and len(rows) >= 20:
-        synth = vae.sample(len(rows), seed=seed)
-        prepared = vae.transformer_.prepare(rows)
-        pairs = strongest_pairs(prepared[modelled], synth[modelled])
+    if len(real.columns) > 1 and len(real) >= 20:
+        synth = vae.sample(len(real), seed=seed)
+        pairs = strongest_pairs(real, synth[list(real.columns)])
     health = Health(active_units=active, latent_dim=int(vae.latent_dim), pairs=pairs)
     if warn and not health.ok:
         warnings.warn(health.message(), UserWarning, stacklevel=3)
