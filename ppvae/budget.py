@@ -18,8 +18,11 @@ but not the dependence (issue 18). So, by the number of training rows ``n``:
   130 and 270 epochs and a fit took up to 325 s on 2 cores, while the samples gained little
   after about 150 (validation split, detection AUC: Default 0.837 at 120 epochs, 0.824 at
   147; diamonds 0.687 at 120, 0.660 at 212; after the calibration's larger draws, 0.801 at 160
-  and 0.802 at 180, diamonds 0.664 and 0.668). The cap of 160 keeps a fit under 200 s on 2
-  cores (200 epochs took Default 219 s). A learning
+  and 0.802 at 180, diamonds 0.664 and 0.668). The cap keeps a fit under 200 s on 2 cores:
+  200 epochs took Default 219 s, and 160 did until the chains' mixtures made an epoch dearer
+  (Default 195-214 s in three bench runs on 2026-11-29), so it is 140 since then (validation
+  split, detection AUC at 160 and 140 epochs: Default 0.705-0.718 and 0.718, diamonds
+  0.648-0.655 and 0.644). A learning
   rate of 2e-3 instead got as far in fewer epochs on Default and diamonds but ended with no
   active latent unit on Shoppers (the bench split), so lr stays 1e-3. Below 5,000 rows, 200
   epochs gave the same ML efficacy as 300 on the validation subsamples (mean of the twelve
@@ -86,7 +89,7 @@ from typing import Any
 
 AUTO = "auto"
 DEFAULT_EPOCHS = 200
-LARGE_TABLE_EPOCHS = 160
+LARGE_TABLE_EPOCHS = 140
 DEFAULT_BATCH = 500
 DEFAULT_PATIENCE = 20
 MIN_STEPS = 10
@@ -125,7 +128,7 @@ def epochs_for(n_rows: int, epochs: int | str = AUTO) -> int:
     """The most epochs a fit on ``n_rows`` training rows runs; ``"auto"`` adapts it.
 
     >>> epochs_for(400), epochs_for(100_000), epochs_for(100_000, 50)
-    (200, 160, 50)
+    (200, 140, 50)
     """
     if not _is_auto(epochs):
         return int(epochs)

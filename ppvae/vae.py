@@ -91,7 +91,7 @@ class TabularVAE:
     kinds: override inferred column kinds, e.g. ``{"zip": "categorical"}``.
     missing_values: extra markers read as missing, e.g. ``["?"]``.
     epochs, batch_size, lr: SVI budget, minibatch size and Adam's learning rate; ``"auto"``
-        (``ppvae.budget``): from 5,000 rows at most 160 epochs of 500 rows, below that 200
+        (``ppvae.budget``): from 5,000 rows at most 140 epochs of 500 rows, below that 200
         epochs of a tenth of the table.
     patience: stop after this many epochs without a better validation ELBO (None: never);
         ``"auto"``: 20, or 50 on a table under 5,000 rows (``ppvae.budget``).

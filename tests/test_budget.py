@@ -40,10 +40,10 @@ def test_auto_patience_is_50_below_5000_rows(rows, patience):
     assert (SMALL_TABLE_PATIENCE, DEFAULT_PATIENCE) == (50, 20)
 
 
-@pytest.mark.parametrize(("rows", "epochs"), [(400, 200), (4_999, 200), (5_000, 160)])
-def test_auto_epochs_are_at_most_160_from_5000_rows(rows, epochs):
+@pytest.mark.parametrize(("rows", "epochs"), [(400, 200), (4_999, 200), (5_000, 140)])
+def test_auto_epochs_are_at_most_140_from_5000_rows(rows, epochs):
     assert epochs_for(rows) == epochs_for(rows, "auto") == epochs
-    assert (DEFAULT_EPOCHS, LARGE_TABLE_EPOCHS) == (200, 160)
+    assert (DEFAULT_EPOCHS, LARGE_TABLE_EPOCHS) == (200, 140)
 
 
 def test_a_number_given_is_used_as_given():
