@@ -341,7 +341,10 @@ class TabularVAE:
         )
         if sync is not None:  # after the initialization: every rank starts from rank 0's weights
             sync.start(module)
-        watched = val_data if val_data is not None and len(val_data) else train_data
+        watching = {}
+        if watch:  # stop a collapsed ELBO fit after WATCH_EPOCHS (ppvae.collapse_watch)
+            watched = val_data if val_data is not None and len(val_data) else train_data
+            watching = {"on_epoch_end": collapse_watch(module, watched)}
         result = train(
             module,
             objective,
@@ -355,7 +358,7 @@ class TabularVAE:
             verbose=self.verbose and (sync is None or sync.rank == 0),
             checkpoint=checkpoint,
             sync=sync,
-            on_epoch_end=collapse_watch(module, watched) if watch else None,
+            **watching,
         )
         ex_post_prior = ex_post_prior_for(rows, self.prior)
         if ex_post_prior is not None:  # prior="auto": sampled via q(z) (ppvae.budget)
