@@ -8,7 +8,8 @@ and scored against it (the bench's holdout is never read).
 
 ``--ex-post`` scores one fit sampled through several priors: ``trained`` (the prior the fit
 ended with) and ``aggregate:K`` (a K-component mixture fitted to q(z) of the fit rows,
-``TabularVAE.refit_prior``); each also gets exact copies and the DCR ratio, the validation
+``TabularVAE.refit_prior``), or sampled without its detector, ``no-detector``
+(``ppvae.detector_resampling``; put it last: the detector is dropped); each also gets exact copies and the DCR ratio, the validation
 part standing in for the holdout. Appends one row per table and prior to ``bench/results/fidelity_validation.csv``; the per-column
 detector AUCs of the synthetic sample go to its ``columns`` field (the giveaways).
 """
@@ -30,6 +31,7 @@ from tables import RESULTS, load, setup, split  # noqa: E402
 
 import ppvae  # noqa: E402
 from ppvae.detection import column_aucs, detection_auc, detection_data  # noqa: E402
+from ppvae.detector_resampling import drop_detector  # noqa: E402
 
 OUT = RESULTS / "fidelity_validation.csv"
 
@@ -55,6 +57,8 @@ def evaluate(name: str, spec: dict | str, label: str, ex_post: list[str]) -> lis
     for choice in ex_post or ["trained"]:
         if choice == "trained":
             vae.model_.prior = trained
+        elif choice == "no-detector":
+            drop_detector(vae.model_)
         else:
             kind, _, k = choice.partition(":")
             vae.refit_prior(kind, data=fit_part, **({"components": int(k)} if k else {}))
@@ -74,6 +78,8 @@ def _score(vae, name, spec, label, fit_part, val_part, fit_s) -> dict:
         **quality(fit_part, synth),
         **privacy(fit_part, val_part[cols], synth),
         "epochs": len(vae.history_),
+        "detector_trees": getattr(getattr(vae.model_, "detector", None), "grown", 0),
+        "detector_auc": float(getattr(getattr(vae.model_, "detector", None), "auc", "nan")),
         "fit_s": fit_s,
         "columns": json.dumps(
             column_aucs(detection_data(fit_part, synth)).round(3).head(6).to_dict()
@@ -91,7 +97,10 @@ def main() -> None:
         "--datasets", nargs="+", default=["adult", "default", "shoppers", "diamonds"]
     )
     parser.add_argument(
-        "--ex-post", nargs="*", default=[], help="sampling priors: trained, aggregate:K"
+        "--ex-post",
+        nargs="*",
+        default=[],
+        help="sampling priors: trained, aggregate:K; no-detector",
     )
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default 2)")
     args = parser.parse_args()

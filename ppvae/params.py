@@ -183,7 +183,7 @@ def _calibrate(name: str, value: Any) -> None:
         raise _fail(name, value, "one of " + ", ".join(f'"{c}"' for c in CALIBRATIONS))
 
 
-def _verbose(name: str, value: Any) -> None:
+def _flag(name: str, value: Any) -> None:
     if not isinstance(value, bool):
         raise _fail(name, value, "true or false")
 
@@ -197,6 +197,7 @@ CHECKS: dict[str, Callable[[str, Any], None]] = {
     "model": _spec_like("model"),
     "init": _spec_like("initialization"),
     "calibrate": _calibrate,
+    "detector_resampling": _flag,
     "input_mask_rate": _input_mask_rate,
     "continuous": _continuous,
     "kinds": _kinds,
@@ -210,7 +211,7 @@ CHECKS: dict[str, Callable[[str, Any], None]] = {
     "val_fraction": _val_fraction,
     "seed": _seed,
     "device": _device,
-    "verbose": _verbose,
+    "verbose": _flag,
 }
 
 

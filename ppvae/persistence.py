@@ -29,6 +29,7 @@ import torch
 
 from ppvae.data import TableTransformer
 from ppvae.data.layout import Layout
+from ppvae.detector_resampling import restore_detector
 from ppvae.model import TabularModel
 from ppvae.objectives import objectives
 from ppvae.outputs import atomic_dir, replace_path  # noqa: F401 (replace_path: re-exported)
@@ -208,6 +209,7 @@ def load(
         module = vae._build_module(Layout.from_dict(meta["layout"]))
         state = torch.load(root / "weights.pt", map_location="cpu", weights_only=True)
         _check_finite(state, root)
+        restore_detector(module, state)
         module.load_state_dict(state)
         objective = objectives.build(params["objective"])
         objective.load_state_dict(meta.get("objective_state", {}))

@@ -39,6 +39,13 @@ from ppvae.collapse_watch import CollapsedEarly, collapse_watch
 from ppvae.data import TableTransformer
 from ppvae.data.layout import TensorTable
 from ppvae.data.split import Split, memory_split
+from ppvae.detector_resampling import (
+    POOL,
+    attach_detector,
+    drop_detector,
+    resample,
+    restore_detector,
+)
 from ppvae.diagnostics.health import check_health, has_strong_pairs
 from ppvae.evaluation import importance_log_likelihood
 from ppvae.initialization import Initialization, initializations
@@ -84,6 +91,12 @@ class TabularVAE:
         ``"all"`` (the default: logit offsets for the sampled level and point-mass frequencies
         in the delivered rows, and monotone maps of the continuous slots), ``"categories"``
         (the offsets only) or ``"none"``.
+    detector_resampling: after the fit (and the calibration), a detector learns to tell the
+        model's rows from the validation rows, and ``sample(n)`` keeps ``n`` of ``4 n`` drawn
+        rows in proportion to how real it finds them, the marginals kept
+        (``ppvae.detector_resampling``; from 500 validation rows, and only when the detector
+        finds a difference). ``sample(condition=...)``, ``sample(given=...)``, likelihoods
+        and imputation are unchanged.
     input_mask_rate: after the fit, the encoder alone learns partial rows with this expected
         share of cells hidden (0: skip), for ``sample(given=...)`` and ``impute``; the model,
         hence unconditional sampling, is unchanged (docs/partial_rows.md).
@@ -111,6 +124,7 @@ class TabularVAE:
         model: str | Mapping[str, Any] = "tabular",
         init: str | Mapping[str, Any] | Initialization = "random",
         calibrate: str = "all",
+        detector_resampling: bool = True,
         input_mask_rate: float = INPUT_MASK_RATE,
         continuous: str = "quantile",
         kinds: Mapping[str, str] | None = None,
@@ -132,6 +146,7 @@ class TabularVAE:
         self.model = model
         self.init = init
         self.calibrate = calibrate
+        self.detector_resampling = detector_resampling
         self.input_mask_rate = input_mask_rate
         self.continuous = continuous
         self.kinds = kinds
@@ -385,6 +400,8 @@ class TabularVAE:
             )
             if sync is not None:  # one set of offsets: rank 0's
                 sync.share_state(module)
+        if self.detector_resampling and sync is None and isinstance(val_data, TensorTable):
+            attach_detector(module, transformer, val_data, seed=self._calibration_seed)
         if self.input_mask_rate > 0:  # the encoder learns partial rows; the model is kept
             if initial is None:
                 initial = transformer.transform(split.sample).with_features(layout).to(device)
@@ -463,6 +480,16 @@ class TabularVAE:
         table = self.model_.generate(n, condition=condition, z=z)
         return self.transformer_.inverse_transform(table.to("cpu"))
 
+    def _draw(self, n: int, condition: Mapping[str, torch.Tensor] | None) -> pd.DataFrame:
+        """``n`` rows for ``sample``: resampled from ``POOL * n`` by the model's detector, if it
+        has one (``ppvae.detector_resampling``) and no latent site is conditioned."""
+        detector = getattr(self.model_, "detector", None)
+        if detector is None or condition:
+            return self._generate(n, condition)
+        pool = self._generate(POOL * n)
+        keep = resample(detector, self.transformer_.transform(pool), self.layout_, n)
+        return pool.iloc[keep.numpy()].reset_index(drop=True)
+
     def sample(
         self,
         n: int | None = None,
@@ -473,7 +500,9 @@ class TabularVAE:
     ) -> pd.DataFrame:
         """``n`` synthetic rows drawn from the model: z ~ p(z), x ~ p(x | z).
 
-        Categories are sampled from the decoder's probabilities (never argmax). The result has
+        Categories are sampled from the decoder's probabilities (never argmax). A model with a
+        detector (``detector_resampling``) draws ``4 n`` rows and keeps ``n`` of them by how
+        real the detector finds them (docs/detector_resampling.md). The result has
         the training table's columns, in order, with their dtypes. ``condition``: values for
         latent sites of the model, ``{site: tensor [n, ...]}`` (``poutine.condition``), e.g.
         ``{"z": z}`` to decode chosen codes or a custom model's label site.
@@ -499,7 +528,7 @@ class TabularVAE:
             condition = check_condition(self, int(n), condition)
         with self._rng(seed):
             parts = [
-                self._generate(
+                self._draw(
                     min(SAMPLE_CHUNK, n - s),
                     {k: v[s : s + SAMPLE_CHUNK] for k, v in condition.items()}
                     if condition
@@ -619,7 +648,9 @@ class TabularVAE:
         aggregate posterior q(z) = (1/N) sum_n q(z | x_n) of ``data`` (the training rows, say:
         the fitted model keeps no copy of them). The marginal calibration (``calibrate``)
         belongs to the prior it was fitted through: it is refitted on ``data``, or dropped
-        when no ``data`` is given.
+        when no ``data`` is given. So is the detector of ``detector_resampling``, which judged
+        the old prior's rows: it is dropped (the training rows cannot stand in for the
+        held-out ones it needs; refit the model to get one).
 
         >>> vae.refit_prior("aggregate", data=df, components=20)
         """
@@ -640,6 +671,7 @@ class TabularVAE:
                 new.fit(self.model_.posterior(table)[1])
         self.model_.prior = new
         reset(self.model_)  # the calibration belongs to the old prior: refit it, or drop it
+        drop_detector(self.model_)
         if self.calibrate != "none" and data is not None:
             calibrate(
                 self.model_,
@@ -760,6 +792,7 @@ class TabularVAE:
             template = copy.copy(self)  # built with the prior the model was trained with
             template.prior = pickled_module["prior"]
             module = template._build_module(self.layout_, pickled_module.get("likelihood"))
+            restore_detector(module, pickled_module["weights"])
             module.load_state_dict(pickled_module["weights"])
             device = pickled_module["device"]
             if device.startswith("cuda") and not torch.cuda.is_available():
